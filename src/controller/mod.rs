@@ -1,0 +1,1 @@
+//! Reconcilers for the custom resources.
