@@ -4,12 +4,30 @@
 //! completes; [`CallbackSink`] lets the HTTP server turn a verified Plivo
 //! status callback into an immediate reconcile.
 
-use std::{future::Future, sync::Arc, time::Duration};
+mod callbacks;
+mod context;
+mod credentials;
+mod error;
+mod finalizer;
+mod number;
+mod patch;
+mod profile;
+mod report;
+mod secrets;
+mod wiring;
+
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use secrecy::SecretString;
 
-use crate::plivo::PlivoClient;
+pub use self::{
+    callbacks::CallbackHub,
+    context::Context,
+    error::Error,
+    number::CALLBACK_PATH,
+    wiring::run,
+};
 
 /// Which namespaces the controllers watch.
 #[derive(Clone, Debug, Default)]
@@ -73,29 +91,3 @@ pub trait CallbackSink: Send + Sync {
     fn trigger(&self, namespace: &str, name: &str);
 }
 
-/// Runs both controllers until `shutdown` completes, then lets in-flight
-/// reconciles finish.
-pub async fn run(
-    client: kube::Client,
-    plivo: PlivoClient,
-    settings: Settings,
-    metrics: Arc<dyn ControllerMetrics>,
-    callbacks: Arc<CallbackHub>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
-    let _ = (client, plivo, settings, metrics, callbacks);
-    shutdown.await;
-}
-
-/// The [`CallbackSink`] of a running operator; it can be handed to the HTTP
-/// server before the controllers start.
-#[derive(Default)]
-pub struct CallbackHub {}
-
-impl CallbackSink for CallbackHub {
-    fn targets(&self, _number_digits: &str) -> BoxFuture<'_, Vec<CallbackTarget>> {
-        Box::pin(async { Vec::new() })
-    }
-
-    fn trigger(&self, _namespace: &str, _name: &str) {}
-}

@@ -1,0 +1,434 @@
+//! Reconciler of `CallerReputationNumber`: enable Caller Reputation on the
+//! number with its profile, report what the carriers say, re-check on a
+//! schedule, and de-register the number when it is deleted.
+
+mod cleanup;
+mod desired;
+
+use std::{sync::Arc, time::Duration};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{ResourceExt, runtime::controller::Action};
+
+use self::desired::{Desired, Step};
+use super::{
+    Error,
+    context::{Context, is_paused},
+    finalizer,
+    patch::write_status,
+    report::{Outcome, apply_outcome, apply_sync_failure, publish, publish_outcome},
+};
+use crate::{
+    api::{
+        BusinessProfile, CallerReputationNumber, CallerReputationNumberStatus, CallerReputationState,
+        Enrollment, PhoneNumber, ProfileSource, RETRY_ANNOTATION,
+        conditions::{ConditionType, Reason, find_condition, is_condition_true},
+    },
+    plivo::{self, Account, CallbackMethod, Number, UpdateNumber},
+};
+
+/// Kind label of this controller in metrics and backoff bookkeeping.
+pub const KIND: &str = "CallerReputationNumber";
+
+/// How long a number blocked by another resource waits before it looks again untriggered.
+const RECHECK_BLOCKED: Duration = Duration::from_secs(60);
+
+/// Callback path of the operator's own endpoint, appended to the public base URL.
+pub const CALLBACK_PATH: &str = "/callbacks/caller-reputation";
+
+/// One reconcile of a CallerReputationNumber.
+pub async fn reconcile(number: Arc<CallerReputationNumber>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = dispatch(&number, &ctx).await;
+    let label = if result.is_ok() { "success" } else { "error" };
+    ctx.metrics.reconcile_finished(KIND, label, started.elapsed());
+    if result.is_ok() {
+        ctx.record_success(number.as_ref());
+    }
+    result
+}
+
+async fn dispatch(number: &CallerReputationNumber, ctx: &Context) -> Result<Action, Error> {
+    if number.metadata.deletion_timestamp.is_some() {
+        if !finalizer::has_finalizer(number) {
+            return Ok(Action::await_change());
+        }
+        return cleanup::cleanup(number, ctx).await;
+    }
+    if !finalizer::has_finalizer(number) {
+        let api = ctx.api::<CallerReputationNumber>(&number.namespace().unwrap_or_default());
+        finalizer::add(&api, number).await.map_err(Error::kube("add the finalizer"))?;
+        return Ok(Action::await_change());
+    }
+    apply(number, ctx).await
+}
+
+/// The status being built during one reconcile.
+pub(super) struct Draft<'a> {
+    number: &'a CallerReputationNumber,
+    status: CallerReputationNumberStatus,
+    now: Time,
+}
+
+impl<'a> Draft<'a> {
+    fn new(number: &'a CallerReputationNumber, ctx: &Context) -> Self {
+        Self { number, status: number.status.clone().unwrap_or_default(), now: ctx.now() }
+    }
+
+    fn generation(&self) -> Option<i64> {
+        self.number.metadata.generation
+    }
+
+    async fn finish(mut self, ctx: &Context, outcome: &Outcome) -> Result<(), Error> {
+        self.status.observed_generation = self.generation();
+        let moved = apply_outcome(&mut self.status.conditions, outcome, self.generation(), &self.now);
+        self.write(ctx).await?;
+        if moved {
+            publish_outcome(&ctx.recorder, self.number, outcome).await;
+        }
+        Ok(())
+    }
+
+    async fn finish_unsynced(mut self, ctx: &Context, reason: Reason, message: &str) -> Result<(), Error> {
+        let moved = apply_sync_failure(&mut self.status.conditions, reason, message, self.generation(), &self.now);
+        self.write(ctx).await?;
+        if moved {
+            publish(&ctx.recorder, self.number, reason != Reason::Paused, reason, reason.as_str(), message).await;
+        }
+        Ok(())
+    }
+
+    async fn write(&self, ctx: &Context) -> Result<(), Error> {
+        let api = ctx.api::<CallerReputationNumber>(&self.number.namespace().unwrap_or_default());
+        write_status(&api, self.number, self.number.status.as_ref(), &self.status, false)
+            .await
+            .map_err(Error::kube("write the status"))?;
+        Ok(())
+    }
+}
+
+/// The profile and account a number is enrolled with.
+struct Target {
+    desired: Desired,
+    account: Account,
+}
+
+async fn apply(number: &CallerReputationNumber, ctx: &Context) -> Result<Action, Error> {
+    let mut draft = Draft::new(number, ctx);
+
+    if is_paused(number) {
+        draft
+            .finish_unsynced(ctx, Reason::Paused, "The callerreputation.io/paused annotation is \"true\"; remove it to resume.")
+            .await?;
+        return Ok(Action::await_change());
+    }
+
+    let phone = match number.spec.phone_number() {
+        Ok(phone) => phone,
+        Err(error) => {
+            draft.finish(ctx, &Outcome::stuck(Reason::NumberNotFound, format!("spec.number is invalid: {error}"))).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    if let Some(winner) = conflicting_claim(number, &phone, ctx) {
+        let message = format!("CallerReputationNumber {winner} already manages {phone}; delete one of the two resources.");
+        draft.finish(ctx, &Outcome::stuck(Reason::NumberConflict, message)).await?;
+        return Ok(Action::requeue(RECHECK_BLOCKED));
+    }
+
+    let target = match resolve_target(number, ctx, &mut draft).await? {
+        Ok(target) => target,
+        Err(blocked) => return Ok(blocked),
+    };
+
+    if let Some(action) = skip_plivo(number, &target.desired, &draft) {
+        return Ok(action);
+    }
+
+    let outcome = match enroll(number, &phone, &target, ctx, &mut draft).await {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            let message = super::error::chain(&error);
+            draft.finish_unsynced(ctx, Reason::PlivoUnavailable, &message).await?;
+            return Err(error);
+        }
+    };
+
+    let delay = schedule(&outcome, ctx, &mut draft);
+    draft.finish(ctx, &outcome).await?;
+    Ok(delay.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Resolves the profile UUID and the Plivo account; `Err(action)` when the
+/// number has to wait (the status is already written).
+async fn resolve_target(
+    number: &CallerReputationNumber,
+    ctx: &Context,
+    draft: &mut Draft<'_>,
+) -> Result<Result<Target, Action>, Error> {
+    let namespace = number.namespace().unwrap_or_default();
+    let (profile_uuid, profile_generation, secret_ref) = match number.spec.profile_source() {
+        Some(ProfileSource::Reference(name)) => {
+            let profile = ctx.profile(&namespace, name);
+            match profile.as_deref().and_then(ready_profile) {
+                Some((uuid, generation)) => {
+                    let secret_ref = profile.as_ref().and_then(|p| p.spec.credentials_secret_ref.clone());
+                    (uuid, Some(generation), secret_ref)
+                }
+                None => {
+                    // An active number stays as it is while its profile is being updated.
+                    if !is_condition_true(&draft.status.conditions, ConditionType::Ready) {
+                        let message = format!("Waiting for BusinessProfile {name} to be Ready.");
+                        let outcome = Outcome::waiting(Reason::ProfileNotReady, message);
+                        std::mem::replace(draft, Draft::new(number, ctx)).finish(ctx, &outcome).await?;
+                    }
+                    return Ok(Err(Action::await_change()));
+                }
+            }
+        }
+        Some(ProfileSource::Uuid(uuid)) => (uuid.to_string(), None, number.spec.credentials_secret_ref.clone()),
+        None => {
+            let outcome = Outcome::stuck(Reason::ProfileNotFound, "Set exactly one of spec.profileRef and spec.profileUUID.");
+            std::mem::replace(draft, Draft::new(number, ctx)).finish(ctx, &outcome).await?;
+            return Ok(Err(Action::await_change()));
+        }
+    };
+
+    let account = match ctx.account(&namespace, secret_ref.as_ref()).await {
+        Ok((account, referenced)) => {
+            draft.status.credentials_secret = referenced;
+            account
+        }
+        Err(error) if error.is_user_error() => {
+            let outcome = Outcome::waiting(Reason::CredentialsMissing, error.to_string());
+            std::mem::replace(draft, Draft::new(number, ctx)).finish(ctx, &outcome).await?;
+            return Ok(Err(Action::await_change()));
+        }
+        Err(error) => return Err(Error::Credentials(error)),
+    };
+
+    let desired = if number.spec.is_enabled() {
+        let callback = callback(number, ctx);
+        Desired::Enabled(Enrollment {
+            profile_uuid,
+            profile_generation,
+            retry_token: number.annotations().get(RETRY_ANNOTATION).cloned(),
+            callback_url: callback.as_ref().map(|(url, _)| url.to_string()),
+            callback_method: callback.as_ref().map(|(_, method)| method.as_str().to_string()),
+        })
+    } else {
+        Desired::Disabled
+    };
+    Ok(Ok(Target { desired, account }))
+}
+
+/// The UUID and generation of a BusinessProfile that is Ready at its current generation.
+fn ready_profile(profile: &BusinessProfile) -> Option<(String, i64)> {
+    let status = profile.status.as_ref()?;
+    let generation = profile.metadata.generation?;
+    let current = status.observed_generation == Some(generation)
+        && is_condition_true(&status.conditions, ConditionType::Ready)
+        && profile.metadata.deletion_timestamp.is_none();
+    current.then(|| status.profile_uuid.clone().map(|uuid| (uuid, generation)))?
+}
+
+/// The callback URL and method sent with an enable: the spec's, else the operator's own endpoint.
+fn callback(number: &CallerReputationNumber, ctx: &Context) -> Option<(url::Url, CallbackMethod)> {
+    if let Some(spec) = &number.spec.callback {
+        let url = url::Url::parse(&spec.url).ok()?;
+        let method = match spec.effective_method() {
+            crate::api::CallbackMethod::Get => CallbackMethod::Get,
+            crate::api::CallbackMethod::Post => CallbackMethod::Post,
+        };
+        return Some((url, method));
+    }
+    let base = ctx.settings.callback_base_url.as_ref()?;
+    let url = base.join(CALLBACK_PATH.trim_start_matches('/')).ok()?;
+    Some((url, CallbackMethod::Post))
+}
+
+/// Returns the action when nothing can have changed since the last check: the
+/// inputs are the ones last reconciled and the next check is not due, or the
+/// last attempt ended in a state only the user can change.
+fn skip_plivo(number: &CallerReputationNumber, desired: &Desired, draft: &Draft<'_>) -> Option<Action> {
+    let status = number.status.as_ref()?;
+    if status.observed_generation != number.metadata.generation
+        || !is_condition_true(&status.conditions, ConditionType::Synced)
+            && !is_terminal(status)
+    {
+        return None;
+    }
+    let inputs_unchanged = match desired {
+        Desired::Enabled(wanted) => status.enrollment.as_ref() == Some(wanted),
+        Desired::Disabled => find_condition(&status.conditions, ConditionType::Ready)
+            .is_some_and(|ready| ready.reason == Reason::Disabled.as_str()),
+    };
+    if !inputs_unchanged || draft.status.credentials_secret != status.credentials_secret {
+        return None;
+    }
+    if is_terminal(status) {
+        return Some(Action::await_change());
+    }
+    let next = status.next_check_time.as_ref()?;
+    let wait = next.0.duration_since(draft.now.0);
+    (wait > jiff::SignedDuration::ZERO).then(|| Action::requeue(wait.unsigned_abs()))
+}
+
+/// Whether the last attempt was rejected by Plivo in a way only a spec change fixes.
+fn is_terminal(status: &CallerReputationNumberStatus) -> bool {
+    find_condition(&status.conditions, ConditionType::Synced).is_some_and(|synced| {
+        synced.status == "False"
+            && (synced.reason == Reason::NotEligible.as_str() || synced.reason == Reason::InvalidProfile.as_str())
+    })
+}
+
+/// Reads the number, sends the one call that is needed, reads it back, and maps the result.
+async fn enroll(
+    number: &CallerReputationNumber,
+    phone: &PhoneNumber,
+    target: &Target,
+    ctx: &Context,
+    draft: &mut Draft<'_>,
+) -> Result<Outcome, Error> {
+    let digits = phone.digits();
+    let observed = match target.account.get_number(&digits).await {
+        Ok(observed) => observed,
+        Err(plivo::Error::NotFound { .. }) => {
+            return Ok(Outcome::stuck(
+                Reason::NumberNotFound,
+                format!("{phone} is not a rented number of Plivo account {}; rent it, or correct spec.number.", target.account.auth_id()),
+            ));
+        }
+        Err(error) => return Err(Error::Plivo(error)),
+    };
+    draft.status.last_checked_time = Some(draft.now.clone());
+    draft.status.number_type = observed.number_type.as_ref().map(|t| t.as_str().to_string());
+
+    let step = desired::next_step(&target.desired, draft.status.enrollment.as_ref(), &observed);
+    let observed = match (&step, &target.desired) {
+        (Step::Nothing, _) => observed,
+        (Step::Enable, Desired::Enabled(wanted)) => {
+            let previous = draft.status.state();
+            if desired::was_undone(previous.as_ref(), draft.status.profile_uuid.as_deref(), &observed) {
+                let message = format!("{phone} was disabled or moved to another profile outside the operator; enrolling it again.");
+                publish(&ctx.recorder, number, true, Reason::Pending, "Restore", &message).await;
+            }
+            match send_enable(&target.account, &digits, wanted).await {
+                Ok(()) => {
+                    draft.status.enrollment = Some(wanted.clone());
+                    let message = format!("Enabled Caller Reputation on {phone} with profile {}.", wanted.profile_uuid);
+                    publish(&ctx.recorder, number, false, Reason::Pending, "Enable", &message).await;
+                }
+                Err(rejected) => {
+                    draft.status.enrollment = Some(wanted.clone());
+                    return Ok(rejected?);
+                }
+            }
+            target.account.get_number(&digits).await.map_err(Error::Plivo)?
+        }
+        (Step::Disable, _) => {
+            target
+                .account
+                .update_number(&digits, &UpdateNumber::disable_caller_reputation())
+                .await
+                .map_err(Error::Plivo)?;
+            publish(&ctx.recorder, number, false, Reason::Disabled, "Disable", &format!("Disabled Caller Reputation on {phone}.")).await;
+            target.account.get_number(&digits).await.map_err(Error::Plivo)?
+        }
+        (Step::Enable, Desired::Disabled) => observed,
+    };
+
+    record_observed(draft, &observed);
+    Ok(match &target.desired {
+        Desired::Enabled(wanted) => {
+            // Inputs that reached a settled state count as reconciled, so a later
+            // profile change alone does not re-send an enable that is in effect.
+            if matches!(draft.status.state(), Some(CallerReputationState::Active | CallerReputationState::Pending)) {
+                draft.status.enrollment = Some(wanted.clone());
+            }
+            desired::enabled_outcome(&observed, &wanted.profile_uuid)
+        }
+        Desired::Disabled => desired::disabled_outcome(&observed),
+    })
+}
+
+/// Sends an enable. `Err(Ok(outcome))` is a permanent rejection to report;
+/// `Err(Err(error))` a failure to retry.
+async fn send_enable(account: &Account, digits: &str, wanted: &Enrollment) -> Result<(), Result<Outcome, Error>> {
+    let callback = wanted.callback_url.as_deref().and_then(|url| url::Url::parse(url).ok()).map(|url| {
+        let method = if wanted.callback_method.as_deref() == Some("GET") { CallbackMethod::Get } else { CallbackMethod::Post };
+        (url, method)
+    });
+    let request = UpdateNumber::enable_caller_reputation(wanted.profile_uuid.clone(), callback);
+    match account.update_number(digits, &request).await {
+        Ok(()) => Ok(()),
+        Err(plivo::Error::NumberNotEligible { .. }) => Err(Ok(Outcome::stuck(
+            Reason::NotEligible,
+            "Plivo rejected the enable with number_not_eligible: Caller Reputation covers only US local and toll-free numbers. Use an eligible number.",
+        ))),
+        Err(plivo::Error::InvalidProfileUuid { .. }) => Err(Ok(Outcome::stuck(
+            Reason::InvalidProfile,
+            format!("Plivo rejected profile {} with invalid_profile_uuid: correct spec.profileUUID or the BusinessProfile.", wanted.profile_uuid),
+        ))),
+        Err(error) if error.is_retryable() => Err(Err(Error::Plivo(error))),
+        Err(error) => Err(Ok(Outcome::stuck(Reason::PlivoError, error.to_string()))),
+    }
+}
+
+/// Copies Plivo's report into the status; `activeSince` is set when the number becomes ACTIVE.
+fn record_observed(draft: &mut Draft<'_>, observed: &Number) {
+    let state = observed.caller_reputation_status.as_ref().map(|s| s.as_str().to_string());
+    let now_active = state.as_deref() == Some("ACTIVE");
+    let was_active = draft.status.caller_reputation_status.as_deref() == Some("ACTIVE");
+    if now_active && !was_active {
+        draft.status.active_since = Some(draft.now.clone());
+    } else if !now_active {
+        draft.status.active_since = None;
+    }
+    draft.status.caller_reputation_status = state;
+    draft.status.profile_uuid = observed.profile_uuid.clone();
+}
+
+/// Sets `nextCheckTime` and returns the delay until it.
+fn schedule(outcome: &Outcome, ctx: &Context, draft: &mut Draft<'_>) -> Option<Duration> {
+    let previous_interval = match (&draft.number.status, outcome.reason) {
+        (Some(status), Reason::Pending) if status.state() == Some(CallerReputationState::Pending) => {
+            match (&status.last_checked_time, &status.next_check_time) {
+                (Some(checked), Some(next)) => next.0.duration_since(checked.0).try_into().ok(),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let settings = &ctx.settings;
+    let delay = desired::next_check(
+        outcome,
+        previous_interval,
+        settings.pending_recheck_min,
+        settings.pending_recheck_max,
+        settings.resync_period,
+    );
+    draft.status.next_check_time = delay.and_then(|delay| {
+        let delay = jiff::SignedDuration::try_from(delay).ok()?;
+        Some(Time(draft.now.0.checked_add(delay).ok()?))
+    });
+    delay
+}
+
+/// Returns the CallerReputationNumber that claimed `phone` first, if it is not this one.
+fn conflicting_claim(number: &CallerReputationNumber, phone: &PhoneNumber, ctx: &Context) -> Option<String> {
+    let key = |n: &CallerReputationNumber| {
+        (
+            n.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            n.metadata.namespace.clone(),
+            n.metadata.name.clone(),
+        )
+    };
+    ctx.all_numbers()
+        .into_iter()
+        .filter(|other| other.uid() != number.uid())
+        .filter(|other| other.spec.phone_number().ok().as_ref() == Some(phone))
+        .filter(|other| key(other) < key(number))
+        .map(|other| format!("{}/{}", other.namespace().unwrap_or_default(), other.name_any()))
+        .next()
+}

@@ -1,0 +1,46 @@
+//! Releases the finalizer on credentials Secrets that no resource uses any more.
+
+use std::{sync::Arc, time::Duration};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{ResourceExt, runtime::controller::Action};
+
+use super::{Context, Error, credentials, number};
+use crate::api::{BusinessProfile, CallerReputationNumber};
+
+/// One reconcile of a Secret that carries the operator's finalizer.
+pub async fn reconcile(secret: Arc<Secret>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let has_finalizer = secret.finalizers().iter().any(|f| f == credentials::SECRET_FINALIZER);
+    if !has_finalizer {
+        return Ok(Action::await_change());
+    }
+    let namespace = secret.namespace().unwrap_or_default();
+    let name = secret.name_any();
+    let users = ctx.all_profiles().iter().filter(|p| profile_uses(p, &namespace, &name)).count()
+        + ctx.all_numbers().iter().filter(|n| number_uses(n, &ctx, &namespace, &name)).count();
+    if users > 0 {
+        return Ok(Action::await_change());
+    }
+    let api = ctx.api::<Secret>(&namespace);
+    credentials::release(&api, &secret)
+        .await
+        .map_err(Error::kube(format!("release Secret {namespace}/{name}")))?;
+    tracing::info!(%namespace, %name, "Released credentials Secret");
+    Ok(Action::await_change())
+}
+
+pub fn profile_uses(profile: &BusinessProfile, namespace: &str, name: &str) -> bool {
+    profile.namespace().as_deref() == Some(namespace)
+        && profile.spec.credentials_secret_ref.as_ref().is_some_and(|r| r.name == name)
+}
+
+pub fn number_uses(resource: &CallerReputationNumber, ctx: &Context, namespace: &str, name: &str) -> bool {
+    resource.namespace().as_deref() == Some(namespace)
+        && number::credentials_of(resource, ctx).is_some_and(|r| r.name == name)
+}
+
+/// Error policy of the Secret controller: a plain backoff, Secrets get no conditions.
+pub fn error_policy(secret: Arc<Secret>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(namespace = %secret.namespace().unwrap_or_default(), name = %secret.name_any(), error = %super::error::chain(error), "Secret reconcile failed");
+    Action::requeue(Duration::from_secs(5))
+}

@@ -1,0 +1,298 @@
+//! Builds the watches, caches and kube-runtime controllers and runs them.
+//!
+//! Each watched namespace scope (the whole cluster, or each listed namespace)
+//! gets its own caches, because one kube-runtime store cannot merge several
+//! watches. Duplicate EIN and number checks look across every scope.
+
+use std::{future::Future, hash::{DefaultHasher, Hash, Hasher}, sync::Arc, time::Duration};
+
+use futures::{FutureExt, StreamExt, future::join_all};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    runtime::{
+        Controller, WatchStreamExt,
+        controller::Action,
+        events::{Recorder, Reporter},
+        metadata_watcher,
+        reflector::{self, ObjectRef, Store},
+        watcher,
+    },
+};
+
+use super::{
+    CallbackHub, Context, ControllerMetrics, Error, Settings, WatchNamespaces, credentials, number, profile, secrets,
+};
+use crate::{
+    api::{BusinessProfile, CallerReputationNumber, ProfileSource, conditions::{ConditionType, Reason, find_condition}},
+    plivo::PlivoClient,
+};
+
+/// Name under which the operator publishes Events.
+const REPORTER: &str = "caller-reputation-operator";
+
+/// Runs both controllers until `shutdown` completes, then lets in-flight reconciles finish.
+pub async fn run(
+    client: Client,
+    plivo: PlivoClient,
+    settings: Settings,
+    metrics: Arc<dyn ControllerMetrics>,
+    callbacks: Arc<CallbackHub>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let shutdown = shutdown.shared();
+    let scopes: Vec<Option<String>> = match &settings.namespaces {
+        WatchNamespaces::All => vec![None],
+        WatchNamespaces::List(namespaces) => namespaces.iter().cloned().map(Some).collect(),
+    };
+    let mut config = watcher::Config::default().any_semantic();
+    if let Some(selector) = &settings.label_selector {
+        config = config.labels(selector);
+    }
+
+    let mut profile_caches = Vec::new();
+    let mut number_caches = Vec::new();
+    for scope in &scopes {
+        let (reader, writer) = reflector::store();
+        let stream = reflector(writer, watcher(api::<BusinessProfile>(&client, scope), config.clone()))
+            .default_backoff()
+            .applied_objects()
+            .predicate_filter(own_trigger, Default::default());
+        profile_caches.push((reader, stream.boxed()));
+        let (reader, writer) = reflector::store();
+        let stream = reflector(writer, watcher(api::<CallerReputationNumber>(&client, scope), config.clone()))
+            .default_backoff()
+            .applied_objects()
+            .predicate_filter(own_trigger, Default::default());
+        number_caches.push((reader, stream.boxed()));
+    }
+
+    let reporter = Reporter { controller: REPORTER.into(), instance: std::env::var("POD_NAME").ok() };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        plivo,
+        settings.clone(),
+        metrics.clone(),
+        Recorder::new(client.clone(), reporter),
+        profile_caches.iter().map(|(reader, _)| reader.clone()).collect(),
+        number_caches.iter().map(|(reader, _)| reader.clone()).collect(),
+        callbacks.clone(),
+    ));
+    callbacks.attach(ctx.clone());
+
+    let controller_config = kube::runtime::controller::Config::default().concurrency(settings.concurrency);
+    let mut runs = Vec::new();
+    for ((scope, (profile_reader, profile_stream)), (number_reader, number_stream)) in
+        scopes.iter().zip(profile_caches).zip(number_caches)
+    {
+        let profiles = Controller::for_stream(profile_stream, profile_reader)
+            .with_config(controller_config.clone().debounce(Duration::from_millis(500)))
+            .watches(api::<CallerReputationNumber>(&client, scope), config.clone(), profile_of_number)
+            .watches_stream(
+                metadata_watcher(api::<Secret>(&client, scope), watcher::Config::default()).default_backoff().touched_objects(),
+                {
+                    let ctx = ctx.clone();
+                    move |secret| profiles_using_secret(&ctx, &secret)
+                },
+            )
+            .graceful_shutdown_on(shutdown.clone())
+            .run(profile::reconcile, error_policy, ctx.clone())
+            .for_each(|_| futures::future::ready(()));
+        runs.push(profiles.boxed());
+
+        let numbers = Controller::for_stream(number_stream, number_reader)
+            .with_config(controller_config.clone())
+            .watches_stream(
+                watcher(api::<BusinessProfile>(&client, scope), config.clone())
+                    .default_backoff()
+                    .touched_objects()
+                    .predicate_filter(profile_trigger, Default::default()),
+                {
+                    let ctx = ctx.clone();
+                    move |profile| numbers_using_profile(&ctx, &profile)
+                },
+            )
+            .watches_stream(
+                metadata_watcher(api::<Secret>(&client, scope), watcher::Config::default()).default_backoff().touched_objects(),
+                {
+                    let ctx = ctx.clone();
+                    move |secret| numbers_using_secret(&ctx, &secret)
+                },
+            )
+            .reconcile_on(callbacks.subscribe())
+            .graceful_shutdown_on(shutdown.clone())
+            .run(number::reconcile, error_policy, ctx.clone())
+            .for_each(|_| futures::future::ready(()));
+        runs.push(numbers.boxed());
+
+        let secret_config = watcher::Config::default().labels(&format!("{}=true", credentials::SECRET_LABEL));
+        let releases = Controller::new(api::<Secret>(&client, scope), secret_config)
+            .watches(api::<BusinessProfile>(&client, scope), config.clone(), |profile| secret_of_profile(&profile))
+            .watches(api::<CallerReputationNumber>(&client, scope), config.clone(), {
+                let ctx = ctx.clone();
+                move |resource| secret_of_number(&ctx, &resource)
+            })
+            .graceful_shutdown_on(shutdown.clone())
+            .run(secrets::reconcile, secrets::error_policy, ctx.clone())
+            .for_each(|_| futures::future::ready(()));
+        runs.push(releases.boxed());
+    }
+    runs.push(report_status_counts(ctx.clone(), shutdown.clone()).boxed());
+
+    tracing::info!(scopes = scopes.len(), "Controllers started");
+    join_all(runs).await;
+    tracing::info!("Controllers stopped");
+}
+
+fn api<K>(client: &Client, scope: &Option<String>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match scope {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+fn hash_of(value: impl Hash) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// What makes a resource's own change worth a reconcile: its spec
+/// (generation), annotations, finalizers and deletion. The operator's own
+/// status writes change none of these, so they trigger nothing.
+fn own_trigger<K: Resource>(object: &K) -> Option<u64> {
+    let meta = object.meta();
+    Some(hash_of((
+        meta.generation,
+        object.annotations(),
+        object.finalizers(),
+        meta.deletion_timestamp.as_ref().map(|t| t.0.as_second()),
+    )))
+}
+
+/// What a number cares about in its profile: spec, readiness, UUID and deletion.
+fn profile_trigger(profile: &BusinessProfile) -> Option<u64> {
+    let status = profile.status.as_ref();
+    let ready = status.and_then(|s| find_condition(&s.conditions, ConditionType::Ready)).map(|c| c.status.clone());
+    Some(hash_of((
+        profile.metadata.generation,
+        status.and_then(|s| s.observed_generation),
+        status.and_then(|s| s.profile_uuid.clone()),
+        ready,
+        profile.metadata.deletion_timestamp.is_some(),
+    )))
+}
+
+fn profile_of_number(resource: CallerReputationNumber) -> Option<ObjectRef<BusinessProfile>> {
+    let namespace = resource.namespace()?;
+    match resource.spec.profile_source()? {
+        ProfileSource::Reference(name) => Some(ObjectRef::new(name).within(&namespace)),
+        ProfileSource::Uuid(_) => None,
+    }
+}
+
+fn numbers_using_profile(ctx: &Context, profile: &BusinessProfile) -> Vec<ObjectRef<CallerReputationNumber>> {
+    let namespace = profile.namespace();
+    let name = profile.name_any();
+    ctx.all_numbers()
+        .iter()
+        .filter(|n| n.namespace() == namespace)
+        .filter(|n| matches!(n.spec.profile_source(), Some(ProfileSource::Reference(r)) if r == name))
+        .map(|n| ObjectRef::from_obj(n.as_ref()))
+        .collect()
+}
+
+/// Whether a resource waits for credentials, so a change to the default Secret concerns it.
+fn waits_for_credentials(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> bool {
+    find_condition(conditions, ConditionType::Ready).is_some_and(|c| c.reason == Reason::CredentialsMissing.as_str())
+}
+
+fn is_default_secret(ctx: &Context, namespace: &str, name: &str) -> bool {
+    ctx.settings.default_credentials.as_ref().is_some_and(|d| d.namespace == namespace && d.name == name)
+}
+
+fn profiles_using_secret<S: Resource>(ctx: &Context, secret: &S) -> Vec<ObjectRef<BusinessProfile>> {
+    let namespace = secret.meta().namespace.clone().unwrap_or_default();
+    let name = secret.meta().name.clone().unwrap_or_default();
+    let default = is_default_secret(ctx, &namespace, &name);
+    ctx.all_profiles()
+        .iter()
+        .filter(|p| {
+            secrets::profile_uses(p, &namespace, &name)
+                || default
+                    && p.spec.credentials_secret_ref.is_none()
+                    && p.status.as_ref().is_some_and(|s| waits_for_credentials(&s.conditions))
+        })
+        .map(|p| ObjectRef::from_obj(p.as_ref()))
+        .collect()
+}
+
+fn numbers_using_secret<S: Resource>(ctx: &Context, secret: &S) -> Vec<ObjectRef<CallerReputationNumber>> {
+    let namespace = secret.meta().namespace.clone().unwrap_or_default();
+    let name = secret.meta().name.clone().unwrap_or_default();
+    let default = is_default_secret(ctx, &namespace, &name);
+    ctx.all_numbers()
+        .iter()
+        .filter(|n| {
+            secrets::number_uses(n, ctx, &namespace, &name)
+                || default && n.status.as_ref().is_some_and(|s| waits_for_credentials(&s.conditions))
+        })
+        .map(|n| ObjectRef::from_obj(n.as_ref()))
+        .collect()
+}
+
+fn secret_of_profile(profile: &BusinessProfile) -> Option<ObjectRef<Secret>> {
+    let reference = profile.spec.credentials_secret_ref.as_ref()?;
+    Some(ObjectRef::new(&reference.name).within(&profile.namespace()?))
+}
+
+fn secret_of_number(ctx: &Context, resource: &CallerReputationNumber) -> Option<ObjectRef<Secret>> {
+    let reference = number::credentials_of(resource, ctx)?;
+    Some(ObjectRef::new(&reference.name).within(&resource.namespace()?))
+}
+
+/// Error policy of both controllers: back off per object, honouring Plivo's Retry-After.
+fn error_policy<K>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action
+where
+    K: Resource<DynamicType = ()>,
+{
+    let namespace = object.meta().namespace.clone().unwrap_or_default();
+    let name = object.meta().name.clone().unwrap_or_default();
+    if error.is_conflict() {
+        tracing::debug!(%namespace, %name, "Object changed while reconciling; retrying");
+        return Action::requeue(Duration::from_secs(1));
+    }
+    let attempts = ctx.record_failure(object.as_ref());
+    let delay = super::error::backoff_delay(attempts.saturating_sub(1), Duration::from_secs(1), Duration::from_secs(300));
+    let delay = error.retry_after().map_or(delay, |asked| asked.max(delay));
+    tracing::warn!(%namespace, %name, error = %super::error::chain(error), retry_in_s = delay.as_secs_f64(), "Reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Publishes how many numbers report each caller reputation status, every 15 seconds.
+async fn report_status_counts(ctx: Arc<Context>, shutdown: impl Future<Output = ()>) {
+    let counting = async {
+        let mut interval = tokio::time::interval(Duration::from_secs(15));
+        loop {
+            interval.tick().await;
+            let mut counts: std::collections::BTreeMap<String, i64> = Default::default();
+            for resource in ctx.all_numbers() {
+                let status = resource
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.caller_reputation_status.clone())
+                    .unwrap_or_else(|| "NONE".to_string());
+                *counts.entry(status).or_default() += 1;
+            }
+            ctx.metrics.set_numbers_by_status(&counts.into_iter().collect::<Vec<_>>());
+        }
+    };
+    tokio::select! {
+        () = counting => {}
+        () = shutdown => {}
+    }
+}
+
