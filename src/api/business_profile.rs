@@ -63,6 +63,7 @@ pub const DEFAULT_EIN_ISSUING_COUNTRY: &str = "US";
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::api::schema::drop_nullable_options)]
 #[x_kube(
     validation = Rule::new("has(self.profileUUID) || has(self.customerType)")
         .message("customerType is required unless profileUUID is set: Plivo needs it to create a profile")
@@ -350,6 +351,7 @@ pub enum ProfileDeletionPolicy {
 /// Registered address of a business.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::api::schema::drop_nullable_options)]
 pub struct Address {
     /// Street and number, at most 200 characters.
     #[schemars(length(min = 1, max = 200))]
@@ -375,6 +377,7 @@ pub struct Address {
 /// Person authorised to represent a business towards Plivo and the carriers.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::api::schema::drop_nullable_options)]
 pub struct AuthorizedContact {
     /// Given name, at most 100 characters.
     #[schemars(length(min = 1, max = 100))]
@@ -410,6 +413,7 @@ pub struct AuthorizedContact {
 /// Observed state of a BusinessProfile, written by the operator.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::api::schema::drop_nullable_options)]
 pub struct BusinessProfileStatus {
     /// UUID of the Plivo profile this object manages, written by the operator
     /// after it creates or adopts the profile.
@@ -451,6 +455,7 @@ pub struct BusinessProfileStatus {
 /// A profile create request the operator sent, or was about to send, to Plivo.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::api::schema::drop_nullable_options)]
 pub struct CreationIntent {
     /// Profile alias sent in the create request.
     pub profile_alias: String,

@@ -75,6 +75,7 @@ use super::phone_number::{PhoneNumber, PhoneNumberError};
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::api::schema::drop_nullable_options)]
 #[x_kube(
     validation = Rule::new("has(self.profileRef) != has(self.profileUUID)")
         .message("exactly one of profileRef and profileUUID must be set")
@@ -135,6 +136,7 @@ pub struct CallerReputationNumberSpec {
 /// Reference to a BusinessProfile in the same namespace.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::api::schema::drop_nullable_options)]
 pub struct ProfileRef {
     /// Name of the BusinessProfile.
     #[schemars(length(min = 1, max = 253))]
@@ -144,6 +146,7 @@ pub struct ProfileRef {
 /// Where Plivo sends Caller Reputation status changes of the number.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::api::schema::drop_nullable_options)]
 pub struct StatusCallback {
     /// An `http://` or `https://` URL of at most 2048 characters.
     #[x_kube(
@@ -178,6 +181,7 @@ pub enum NumberDeletionPolicy {
 /// Observed state of a CallerReputationNumber, written by the operator.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::api::schema::drop_nullable_options)]
 pub struct CallerReputationNumberStatus {
     /// Caller Reputation status as Plivo last reported it: `PENDING` (carriers
     /// are processing the registration, which can take 2 business days),
@@ -232,6 +236,7 @@ pub struct CallerReputationNumberStatus {
 /// The inputs of the last Caller Reputation enable request for a number.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::api::schema::drop_nullable_options)]
 pub struct Enrollment {
     /// Profile UUID the request carried.
     #[serde(rename = "profileUUID")]

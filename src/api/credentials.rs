@@ -12,6 +12,7 @@ pub const DEFAULT_AUTH_TOKEN_KEY: &str = "authToken";
 /// A Secret in the object's own namespace that holds a Plivo Auth ID and Auth Token.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::api::schema::drop_nullable_options)]
 pub struct CredentialsSecretRef {
     /// Name of the Secret, in the same namespace as this object.
     #[schemars(length(min = 1, max = 253))]

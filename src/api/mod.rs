@@ -14,6 +14,7 @@ pub mod conditions;
 mod credentials;
 mod ein;
 mod phone_number;
+mod schema;
 
 use kube::CustomResourceExt;
 
@@ -43,8 +44,12 @@ pub fn crds_yaml() -> String {
     let documents: Vec<String> = crds
         .iter()
         .map(|crd| {
+            // Long single-line strings stay on one line: folding CEL rules and
+            // descriptions at 80 columns makes the YAML harder to read and diff.
+            let options = serde_saphyr::ser_options! { folded_wrap_chars: usize::MAX };
             // A CRD is plain data (strings, maps, lists), which YAML always represents.
-            serde_saphyr::to_string(crd).expect("a CustomResourceDefinition serializes to YAML")
+            serde_saphyr::to_string_with_options(crd, options)
+                .expect("a CustomResourceDefinition serializes to YAML")
         })
         .collect();
     documents
