@@ -165,3 +165,40 @@ fn collect_undocumented(schema: &Value, path: &str, undocumented: &mut Vec<Strin
         collect_undocumented(items, &format!("{path}[]"), undocumented);
     }
 }
+
+#[test]
+fn examples_parse_as_typed_objects() {
+    // The cluster test applies the examples; this catches a broken one without a cluster
+    // and checks the values the operator parses later.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut profiles = 0;
+    let mut numbers = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let document: Value = serde_saphyr::from_str(&text)
+            .unwrap_or_else(|error| panic!("{} is not YAML: {error}", path.display()));
+        match document["kind"].as_str() {
+            Some("BusinessProfile") => {
+                let profile: BusinessProfile = serde_json::from_value(document)
+                    .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+                profile.spec.parsed_ein().unwrap();
+                profiles += 1;
+            }
+            Some("CallerReputationNumber") => {
+                let number: CallerReputationNumber = serde_json::from_value(document)
+                    .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+                let phone = number.spec.phone_number().unwrap();
+                assert!(
+                    phone.digits().starts_with("1415555010"),
+                    "{}: examples use the fictional 555-01XX range",
+                    path.display()
+                );
+                numbers += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(profiles, 2);
+    assert_eq!(numbers, 3);
+}

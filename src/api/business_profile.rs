@@ -4,6 +4,10 @@
 //! at Plivo, or adopts an existing Plivo profile by `profileUUID`. Plivo allows
 //! one profile per EIN, and one profile serves any number of phone numbers.
 
+// Printer columns repeat keys such as `type_ = "string"`, which this lint takes for
+// a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema, ResourceExt};
 use schemars::JsonSchema;

@@ -4,6 +4,10 @@
 //! business profile it registers with the carriers, either through a
 //! BusinessProfile in the same namespace or by Plivo profile UUID.
 
+// Printer columns repeat keys such as `type_ = "string"`, which this lint takes for
+// a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 use std::fmt;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
