@@ -235,6 +235,12 @@ pub struct CallerReputationNumberStatus {
     /// `callerreputation.io/retry` annotation differs from what is recorded here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enrollment: Option<Enrollment>,
+
+    /// The credentials Secret the number was last enrolled with, written by
+    /// the operator; absent for the operator's default credentials. Deletion
+    /// uses it to disable the number even after its BusinessProfile is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<CredentialsSecretRef>,
 }
 
 /// The inputs of the last Caller Reputation enable request for a number.
@@ -254,6 +260,15 @@ pub struct Enrollment {
     /// Value of the `callerreputation.io/retry` annotation at the time of the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_token: Option<String>,
+
+    /// Status callback URL the request carried: `spec.callback.url`, or the
+    /// operator's own endpoint when the operator has a public callback URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+
+    /// Status callback method the request carried, `GET` or `POST`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_method: Option<String>,
 }
 
 /// The profile a number is registered with, as its spec names it.

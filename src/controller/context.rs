@@ -29,6 +29,8 @@ pub struct Context {
     pub profiles: Vec<Store<BusinessProfile>>,
     /// CallerReputationNumber caches, one per watched namespace scope.
     pub numbers: Vec<Store<CallerReputationNumber>>,
+    /// Callback routing; numbers a callback asked about skip the check schedule once.
+    pub callbacks: Arc<super::CallbackHub>,
     /// Consecutive failures per object, for the error backoff.
     failures: Mutex<HashMap<(String, String, String), u32>>,
 }
@@ -42,6 +44,7 @@ impl Context {
         recorder: Recorder,
         profiles: Vec<Store<BusinessProfile>>,
         numbers: Vec<Store<CallerReputationNumber>>,
+        callbacks: Arc<super::CallbackHub>,
     ) -> Self {
         Self {
             client,
@@ -51,6 +54,7 @@ impl Context {
             recorder,
             profiles,
             numbers,
+            callbacks,
             failures: Mutex::default(),
         }
     }
@@ -77,7 +81,7 @@ impl Context {
         &self,
         namespace: &str,
         reference: Option<&CredentialsSecretRef>,
-    ) -> Result<(Account, Option<String>), credentials::CredentialsError> {
+    ) -> Result<(Account, Option<CredentialsSecretRef>), credentials::CredentialsError> {
         let resolved = credentials::resolve(
             &self.client,
             namespace,

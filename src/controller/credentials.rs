@@ -25,8 +25,8 @@ pub const SECRET_LABEL: &str = "callerreputation.io/credentials-in-use";
 /// Credentials read from a Secret, with where they came from.
 pub struct Resolved {
     pub credentials: Credentials,
-    /// The Secret, `None` for the operator's default credentials.
-    pub referenced: Option<String>,
+    /// The Secret reference, `None` for the operator's default credentials.
+    pub referenced: Option<CredentialsSecretRef>,
 }
 
 /// Why no credentials could be read; the message says what to create or fix.
@@ -112,7 +112,7 @@ pub async fn resolve(
     }
     Ok(Resolved {
         credentials: Credentials { auth_id, auth_token: SecretString::from(auth_token) },
-        referenced: reference.map(|r| r.name.clone()),
+        referenced: reference.cloned(),
     })
 }
 

@@ -20,17 +20,13 @@ pub enum Error {
         source: kube::Error,
     },
 
-    /// A Plivo call failed with an error worth retrying.
-    #[error("failed to {operation} at Plivo")]
-    Plivo {
-        operation: String,
-        #[source]
-        source: plivo::Error,
-    },
+    /// A Plivo call failed with an error worth retrying; its text names the operation.
+    #[error(transparent)]
+    Plivo(#[from] plivo::Error),
 
-    /// Adding or removing the finalizer failed.
-    #[error("failed to update the finalizer")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// Reading the credentials Secret failed for a reason a retry may fix.
+    #[error(transparent)]
+    Credentials(#[from] super::credentials::CredentialsError),
 }
 
 impl Error {
@@ -39,16 +35,11 @@ impl Error {
         move |source| Self::Kube { operation, source }
     }
 
-    pub fn plivo(operation: impl Into<String>) -> impl FnOnce(plivo::Error) -> Self {
-        let operation = operation.into();
-        move |source| Self::Plivo { operation, source }
-    }
-
     /// The delay Plivo asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::Plivo { source, .. } => source.retry_after(),
-            Self::Kube { .. } | Self::Finalizer(_) => None,
+            Self::Plivo(source) => source.retry_after(),
+            Self::Kube { .. } | Self::Credentials(_) => None,
         }
     }
 

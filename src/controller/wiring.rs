@@ -10,12 +10,12 @@ use futures::{FutureExt, StreamExt, future::join_all};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Client, Resource, ResourceExt,
+    core::PartialObjectMeta,
     runtime::{
         Controller, WatchStreamExt,
         controller::Action,
         events::{Recorder, Reporter},
-        metadata_watcher,
-        reflector::{self, ObjectRef, Store},
+        reflector::{self, ObjectRef},
         watcher,
     },
 };
@@ -54,13 +54,13 @@ pub async fn run(
     let mut number_caches = Vec::new();
     for scope in &scopes {
         let (reader, writer) = reflector::store();
-        let stream = reflector(writer, watcher(api::<BusinessProfile>(&client, scope), config.clone()))
+        let stream = reflector::reflector(writer, watcher(api::<BusinessProfile>(&client, scope), config.clone()))
             .default_backoff()
             .applied_objects()
             .predicate_filter(own_trigger, Default::default());
         profile_caches.push((reader, stream.boxed()));
         let (reader, writer) = reflector::store();
-        let stream = reflector(writer, watcher(api::<CallerReputationNumber>(&client, scope), config.clone()))
+        let stream = reflector::reflector(writer, watcher(api::<CallerReputationNumber>(&client, scope), config.clone()))
             .default_backoff()
             .applied_objects()
             .predicate_filter(own_trigger, Default::default());
@@ -89,7 +89,7 @@ pub async fn run(
             .with_config(controller_config.clone().debounce(Duration::from_millis(500)))
             .watches(api::<CallerReputationNumber>(&client, scope), config.clone(), profile_of_number)
             .watches_stream(
-                metadata_watcher(api::<Secret>(&client, scope), watcher::Config::default()).default_backoff().touched_objects(),
+                watcher(api::<PartialObjectMeta<Secret>>(&client, scope), watcher::Config::default()).default_backoff().touched_objects(),
                 {
                     let ctx = ctx.clone();
                     move |secret| profiles_using_secret(&ctx, &secret)
@@ -113,7 +113,7 @@ pub async fn run(
                 },
             )
             .watches_stream(
-                metadata_watcher(api::<Secret>(&client, scope), watcher::Config::default()).default_backoff().touched_objects(),
+                watcher(api::<PartialObjectMeta<Secret>>(&client, scope), watcher::Config::default()).default_backoff().touched_objects(),
                 {
                     let ctx = ctx.clone();
                     move |secret| numbers_using_secret(&ctx, &secret)

@@ -85,7 +85,7 @@ pub async fn cleanup(number: &CallerReputationNumber, ctx: &Context) -> Result<A
 
 /// The credentials that enrolled the number: the referenced profile's while
 /// it exists, else the number's own reference, else the Secret recorded at enrollment.
-fn credentials_of(number: &CallerReputationNumber, ctx: &Context) -> Option<CredentialsSecretRef> {
+pub(crate) fn credentials_of(number: &CallerReputationNumber, ctx: &Context) -> Option<CredentialsSecretRef> {
     let namespace = number.namespace().unwrap_or_default();
     if let Some(ProfileSource::Reference(name)) = number.spec.profile_source()
         && let Some(profile) = ctx.profile(&namespace, name)
@@ -95,8 +95,7 @@ fn credentials_of(number: &CallerReputationNumber, ctx: &Context) -> Option<Cred
     if let Some(reference) = &number.spec.credentials_secret_ref {
         return Some(reference.clone());
     }
-    let recorded = number.status.as_ref().and_then(|s| s.credentials_secret.clone())?;
-    Some(CredentialsSecretRef { name: recorded, auth_id_key: None, auth_token_key: None })
+    number.status.as_ref().and_then(|s| s.credentials_secret_ref.clone())
 }
 
 async fn deletion_waits(ctx: &Context, draft: Draft<'_>, error: plivo::Error) -> Result<Action, Error> {

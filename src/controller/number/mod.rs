@@ -5,6 +5,8 @@
 mod cleanup;
 mod desired;
 
+pub(crate) use cleanup::credentials_of;
+
 use std::{sync::Arc, time::Duration};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -81,7 +83,8 @@ impl<'a> Draft<'a> {
 
     async fn finish(mut self, ctx: &Context, outcome: &Outcome) -> Result<(), Error> {
         self.status.observed_generation = self.generation();
-        let moved = apply_outcome(&mut self.status.conditions, outcome, self.generation(), &self.now);
+        let generation = self.generation();
+        let moved = apply_outcome(&mut self.status.conditions, outcome, generation, &self.now);
         self.write(ctx).await?;
         if moved {
             publish_outcome(&ctx.recorder, self.number, outcome).await;
@@ -90,7 +93,8 @@ impl<'a> Draft<'a> {
     }
 
     async fn finish_unsynced(mut self, ctx: &Context, reason: Reason, message: &str) -> Result<(), Error> {
-        let moved = apply_sync_failure(&mut self.status.conditions, reason, message, self.generation(), &self.now);
+        let generation = self.generation();
+        let moved = apply_sync_failure(&mut self.status.conditions, reason, message, generation, &self.now);
         self.write(ctx).await?;
         if moved {
             publish(&ctx.recorder, self.number, reason != Reason::Paused, reason, reason.as_str(), message).await;
@@ -138,10 +142,15 @@ async fn apply(number: &CallerReputationNumber, ctx: &Context) -> Result<Action,
 
     let target = match resolve_target(number, ctx, &mut draft).await? {
         Ok(target) => target,
-        Err(blocked) => return Ok(blocked),
+        Err(Some(outcome)) => {
+            draft.finish(ctx, &outcome).await?;
+            return Ok(Action::await_change());
+        }
+        Err(None) => return Ok(Action::await_change()),
     };
 
-    if let Some(action) = skip_plivo(number, &target.desired, &draft) {
+    let forced = ctx.callbacks.take_forced(&number.namespace().unwrap_or_default(), &number.name_any());
+    if !forced && let Some(action) = skip_plivo(number, &target.desired, &draft) {
         return Ok(action);
     }
 
@@ -159,13 +168,13 @@ async fn apply(number: &CallerReputationNumber, ctx: &Context) -> Result<Action,
     Ok(delay.map_or_else(Action::await_change, Action::requeue))
 }
 
-/// Resolves the profile UUID and the Plivo account; `Err(action)` when the
-/// number has to wait (the status is already written).
+/// Resolves the profile UUID and the Plivo account. `Err(outcome)` when the
+/// number has to wait: with the outcome to report, or `None` to keep the status.
 async fn resolve_target(
     number: &CallerReputationNumber,
     ctx: &Context,
     draft: &mut Draft<'_>,
-) -> Result<Result<Target, Action>, Error> {
+) -> Result<Result<Target, Option<Outcome>>, Error> {
     let namespace = number.namespace().unwrap_or_default();
     let (profile_uuid, profile_generation, secret_ref) = match number.spec.profile_source() {
         Some(ProfileSource::Reference(name)) => {
@@ -177,32 +186,28 @@ async fn resolve_target(
                 }
                 None => {
                     // An active number stays as it is while its profile is being updated.
-                    if !is_condition_true(&draft.status.conditions, ConditionType::Ready) {
-                        let message = format!("Waiting for BusinessProfile {name} to be Ready.");
-                        let outcome = Outcome::waiting(Reason::ProfileNotReady, message);
-                        std::mem::replace(draft, Draft::new(number, ctx)).finish(ctx, &outcome).await?;
+                    if is_condition_true(&draft.status.conditions, ConditionType::Ready) {
+                        return Ok(Err(None));
                     }
-                    return Ok(Err(Action::await_change()));
+                    let message = format!("Waiting for BusinessProfile {name} to be Ready.");
+                    return Ok(Err(Some(Outcome::waiting(Reason::ProfileNotReady, message))));
                 }
             }
         }
         Some(ProfileSource::Uuid(uuid)) => (uuid.to_string(), None, number.spec.credentials_secret_ref.clone()),
         None => {
             let outcome = Outcome::stuck(Reason::ProfileNotFound, "Set exactly one of spec.profileRef and spec.profileUUID.");
-            std::mem::replace(draft, Draft::new(number, ctx)).finish(ctx, &outcome).await?;
-            return Ok(Err(Action::await_change()));
+            return Ok(Err(Some(outcome)));
         }
     };
 
     let account = match ctx.account(&namespace, secret_ref.as_ref()).await {
         Ok((account, referenced)) => {
-            draft.status.credentials_secret = referenced;
+            draft.status.credentials_secret_ref = referenced;
             account
         }
         Err(error) if error.is_user_error() => {
-            let outcome = Outcome::waiting(Reason::CredentialsMissing, error.to_string());
-            std::mem::replace(draft, Draft::new(number, ctx)).finish(ctx, &outcome).await?;
-            return Ok(Err(Action::await_change()));
+            return Ok(Err(Some(Outcome::waiting(Reason::CredentialsMissing, error.to_string()))));
         }
         Err(error) => return Err(Error::Credentials(error)),
     };
@@ -263,7 +268,7 @@ fn skip_plivo(number: &CallerReputationNumber, desired: &Desired, draft: &Draft<
         Desired::Disabled => find_condition(&status.conditions, ConditionType::Ready)
             .is_some_and(|ready| ready.reason == Reason::Disabled.as_str()),
     };
-    if !inputs_unchanged || draft.status.credentials_secret != status.credentials_secret {
+    if !inputs_unchanged || draft.status.credentials_secret_ref != status.credentials_secret_ref {
         return None;
     }
     if is_terminal(status) {

@@ -109,7 +109,7 @@ async fn lookup(
     account: &Account,
     intent: Option<&CreationIntent>,
 ) -> Result<Option<Profile>, Blocked> {
-    let ein = profile.ein_digits().unwrap_or_default();
+    let ein = profile.spec.ein_digits().unwrap_or_default();
     let profiles = account.list_all_profiles().await.map_err(retry_or_outcome)?;
     let Some(candidate) = profiles.into_iter().find(|p| desired::ein_of(p) == ein) else {
         return Ok(None);

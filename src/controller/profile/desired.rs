@@ -41,7 +41,7 @@ fn contact(spec: &crate::api::AuthorizedContact) -> plivo::AuthorizedContact {
 /// Builds the create request, or names the spec field Plivo requires that is missing.
 pub fn create_request(profile: &BusinessProfile) -> Result<CreateProfile, &'static str> {
     let spec = &profile.spec;
-    let ein = profile.ein_digits().map_err(|_| "ein")?;
+    let ein = profile.spec.ein_digits().map_err(|_| "ein")?;
     Ok(CreateProfile {
         profile_alias: profile.effective_alias(),
         customer_type: wire(spec.customer_type.as_ref().ok_or("customerType")?),
@@ -51,7 +51,7 @@ pub fn create_request(profile: &BusinessProfile) -> Result<CreateProfile, &'stat
         address: address(spec.address.as_ref().ok_or("address")?),
         authorized_contact: contact(spec.authorized_contact.as_ref().ok_or("authorizedContact")?),
         ein: Some(ein),
-        ein_issuing_country: Some(profile.effective_ein_issuing_country().to_string()),
+        ein_issuing_country: Some(profile.spec.effective_ein_issuing_country().to_string()),
         stock_symbol: spec.stock_symbol.clone(),
         stock_exchange: spec.stock_exchange.as_ref().map(wire),
         alt_business_id: spec.alt_business_id.clone(),
@@ -114,15 +114,15 @@ pub fn drift(profile: &BusinessProfile, plivo: &Profile) -> Drift {
     {
         update.business_contact_email = Some(value.clone());
     }
-    if let Ok(ein) = profile.ein_digits()
+    if let Ok(ein) = profile.spec.ein_digits()
         && digits(&ein) != digits(plivo.ein.as_deref().unwrap_or_default())
     {
         update.ein = Some(ein);
     }
     if spec.ein_issuing_country.is_some()
-        && !same(profile.effective_ein_issuing_country(), plivo.ein_issuing_country.as_deref())
+        && !same(profile.spec.effective_ein_issuing_country(), plivo.ein_issuing_country.as_deref())
     {
-        update.ein_issuing_country = Some(profile.effective_ein_issuing_country().to_string());
+        update.ein_issuing_country = Some(profile.spec.effective_ein_issuing_country().to_string());
     }
     if let Some(value) = &spec.alt_business_id
         && !same(value, plivo.alt_business_id.as_deref())

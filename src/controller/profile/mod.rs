@@ -23,8 +23,6 @@ use crate::{
     plivo::{Account, Profile},
 };
 
-pub(crate) use create::Found;
-
 /// How long a resource that waits on another resource (a duplicate EIN, a
 /// profile in use) waits before it looks again without being triggered.
 const RECHECK_BLOCKED: Duration = Duration::from_secs(60);
@@ -78,7 +76,8 @@ impl<'a> Draft<'a> {
     /// Applies `outcome`, writes the status if it changed and publishes the Event when the conditions moved.
     async fn finish(mut self, ctx: &Context, outcome: Outcome) -> Result<(), Error> {
         self.status.observed_generation = self.generation();
-        let moved = apply_outcome(&mut self.status.conditions, &outcome, self.generation(), &self.now);
+        let generation = self.generation();
+        let moved = apply_outcome(&mut self.status.conditions, &outcome, generation, &self.now);
         self.write(ctx).await?;
         if moved {
             publish_outcome(&ctx.recorder, self.profile, &outcome).await;
@@ -88,7 +87,8 @@ impl<'a> Draft<'a> {
 
     /// Records a failure that says nothing about the profile at Plivo, then writes.
     async fn finish_unsynced(mut self, ctx: &Context, reason: Reason, message: &str) -> Result<(), Error> {
-        let moved = apply_sync_failure(&mut self.status.conditions, reason, message, self.generation(), &self.now);
+        let generation = self.generation();
+        let moved = apply_sync_failure(&mut self.status.conditions, reason, message, generation, &self.now);
         self.write(ctx).await?;
         if moved {
             publish(&ctx.recorder, self.profile, reason != Reason::Paused, reason, reason.as_str(), message).await;
@@ -226,7 +226,7 @@ fn users(profile: &BusinessProfile, ctx: &Context) -> Vec<String> {
 /// account, if it is not this one. Credentials are compared by Secret: two
 /// Secrets with the same Auth ID are not detected as one account here.
 async fn duplicate_ein_winner(profile: &BusinessProfile, ctx: &Context) -> Option<String> {
-    let ein = profile.ein_digits().ok()?;
+    let ein = profile.spec.ein_digits().ok()?;
     let account_of = |p: &BusinessProfile| {
         p.spec
             .credentials_secret_ref
@@ -238,7 +238,7 @@ async fn duplicate_ein_winner(profile: &BusinessProfile, ctx: &Context) -> Optio
         .into_iter()
         .filter(|other| other.uid() != profile.uid())
         .filter(|other| other.metadata.deletion_timestamp.is_none())
-        .filter(|other| other.ein_digits().ok().as_deref() == Some(ein.as_str()))
+        .filter(|other| other.spec.ein_digits().ok().as_deref() == Some(ein.as_str()))
         .filter(|other| account_of(other) == own_account)
         .filter(|other| desired::claims_first(other, profile))
         .map(|other| format!("{}/{}", other.namespace().unwrap_or_default(), other.name_any()))
