@@ -482,6 +482,8 @@ mod tests {
                 profile_uuid: "p".into(),
                 profile_generation: Some(2),
                 retry_token: None,
+                callback_url: None,
+                callback_method: None,
             }),
             ..Default::default()
         };

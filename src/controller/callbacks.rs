@@ -27,7 +27,11 @@ pub struct CallbackHub {
 impl Default for CallbackHub {
     fn default() -> Self {
         let (sender, _) = broadcast::channel(1024);
-        Self { sender, forced: Mutex::default(), context: OnceLock::new() }
+        Self {
+            sender,
+            forced: Mutex::default(),
+            context: OnceLock::new(),
+        }
     }
 }
 
@@ -43,7 +47,9 @@ impl CallbackHub {
     }
 
     /// A stream of the numbers to reconcile because a callback arrived.
-    pub(super) fn subscribe(&self) -> impl Stream<Item = ObjectRef<CallerReputationNumber>> + Send + 'static {
+    pub(super) fn subscribe(
+        &self,
+    ) -> impl Stream<Item = ObjectRef<CallerReputationNumber>> + Send + 'static {
         let receiver = self.sender.subscribe();
         futures::stream::unfold(receiver, |mut receiver| async move {
             loop {
@@ -62,10 +68,15 @@ impl CallbackSink for CallbackHub {
     fn targets(&self, number_digits: &str) -> BoxFuture<'_, Vec<CallbackTarget>> {
         let number_digits = number_digits.to_string();
         Box::pin(async move {
-            let Some(ctx) = self.context.get() else { return Vec::new() };
+            let Some(ctx) = self.context.get() else {
+                return Vec::new();
+            };
             let mut targets = Vec::new();
             for resource in ctx.all_numbers() {
-                let matches = resource.spec.phone_number().is_ok_and(|phone| phone.digits() == number_digits);
+                let matches = resource
+                    .spec
+                    .phone_number()
+                    .is_ok_and(|phone| phone.digits() == number_digits);
                 if !matches {
                     continue;
                 }

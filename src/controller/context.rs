@@ -89,7 +89,10 @@ impl Context {
             self.settings.default_credentials.as_ref(),
         )
         .await?;
-        Ok((self.plivo.account(resolved.credentials), resolved.referenced))
+        Ok((
+            self.plivo.account(resolved.credentials),
+            resolved.referenced,
+        ))
     }
 
     /// Records a failed reconcile and returns how many failed in a row.

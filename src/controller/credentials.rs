@@ -37,14 +37,31 @@ pub enum CredentialsError {
     )]
     NotConfigured,
 
-    #[error("Secret {namespace}/{name} not found: create it with the keys {id_key} and {token_key}")]
-    SecretNotFound { namespace: String, name: String, id_key: String, token_key: String },
+    #[error(
+        "Secret {namespace}/{name} not found: create it with the keys {id_key} and {token_key}"
+    )]
+    SecretNotFound {
+        namespace: String,
+        name: String,
+        id_key: String,
+        token_key: String,
+    },
 
-    #[error("Secret {namespace}/{name} has no non-empty key {key}: add it, or set the key name in spec.credentialsSecretRef")]
-    KeyMissing { namespace: String, name: String, key: String },
+    #[error(
+        "Secret {namespace}/{name} has no non-empty key {key}: add it, or set the key name in spec.credentialsSecretRef"
+    )]
+    KeyMissing {
+        namespace: String,
+        name: String,
+        key: String,
+    },
 
     #[error("key {key} of Secret {namespace}/{name} is not valid UTF-8")]
-    NotUtf8 { namespace: String, name: String, key: String },
+    NotUtf8 {
+        namespace: String,
+        name: String,
+        key: String,
+    },
 
     #[error("failed to read Secret {namespace}/{name}")]
     Read {
@@ -87,11 +104,14 @@ pub async fn resolve(
     };
 
     let api: Api<Secret> = Api::namespaced(client.clone(), &secret_namespace);
-    let secret = api.get_opt(&name).await.map_err(|source| CredentialsError::Read {
-        namespace: secret_namespace.clone(),
-        name: name.clone(),
-        source,
-    })?;
+    let secret = api
+        .get_opt(&name)
+        .await
+        .map_err(|source| CredentialsError::Read {
+            namespace: secret_namespace.clone(),
+            name: name.clone(),
+            source,
+        })?;
     let Some(secret) = secret else {
         return Err(CredentialsError::SecretNotFound {
             namespace: secret_namespace,
@@ -104,19 +124,29 @@ pub async fn resolve(
     let auth_id = read_key(&secret, &secret_namespace, &name, &id_key)?;
     let auth_token = read_key(&secret, &secret_namespace, &name, &token_key)?;
     if reference.is_some() {
-        ensure_finalizer(&api, &secret).await.map_err(|source| CredentialsError::Read {
-            namespace: secret_namespace.clone(),
-            name: name.clone(),
-            source,
-        })?;
+        ensure_finalizer(&api, &secret)
+            .await
+            .map_err(|source| CredentialsError::Read {
+                namespace: secret_namespace.clone(),
+                name: name.clone(),
+                source,
+            })?;
     }
     Ok(Resolved {
-        credentials: Credentials { auth_id, auth_token: SecretString::from(auth_token) },
+        credentials: Credentials {
+            auth_id,
+            auth_token: SecretString::from(auth_token),
+        },
         referenced: reference.cloned(),
     })
 }
 
-fn read_key(secret: &Secret, namespace: &str, name: &str, key: &str) -> Result<String, CredentialsError> {
+fn read_key(
+    secret: &Secret,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Result<String, CredentialsError> {
     let bytes = secret
         .data
         .as_ref()
@@ -168,8 +198,12 @@ async fn ensure_finalizer(api: &Api<Secret>, secret: &Secret) -> Result<(), kube
         }
     });
     let name = secret.metadata.name.as_deref().unwrap_or_default();
-    api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Merge(&patch))
-        .await?;
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER),
+        &Patch::Merge(&patch),
+    )
+    .await?;
     Ok(())
 }
 
@@ -191,7 +225,11 @@ pub async fn release(api: &Api<Secret>, secret: &Secret) -> Result<(), kube::Err
         }
     });
     let name = secret.metadata.name.as_deref().unwrap_or_default();
-    api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Merge(&patch))
-        .await?;
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER),
+        &Patch::Merge(&patch),
+    )
+    .await?;
     Ok(())
 }

@@ -57,8 +57,12 @@ pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        // Some library errors already print their source; do not repeat it.
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text
@@ -85,7 +89,10 @@ mod tests {
             let delay = backoff_delay(attempt, base, cap);
             assert!(delay <= cap, "attempt {attempt} waited {delay:?}");
             let floor = base.saturating_mul(1u32 << attempt.min(16)).min(cap) / 2;
-            assert!(delay >= floor, "attempt {attempt} waited {delay:?}, below {floor:?}");
+            assert!(
+                delay >= floor,
+                "attempt {attempt} waited {delay:?}, below {floor:?}"
+            );
         }
     }
 

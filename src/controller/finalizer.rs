@@ -33,7 +33,12 @@ pub async fn remove<K>(api: &Api<K>, object: &K) -> Result<(), kube::Error>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    let finalizers = object.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
+    let finalizers = object
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
     match patch_finalizers(api, object, finalizers).await {
         // Already gone: someone else removed the finalizer and the object went with it.
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
@@ -41,7 +46,11 @@ where
     }
 }
 
-async fn patch_finalizers<K>(api: &Api<K>, object: &K, finalizers: Vec<String>) -> Result<(), kube::Error>
+async fn patch_finalizers<K>(
+    api: &Api<K>,
+    object: &K,
+    finalizers: Vec<String>,
+) -> Result<(), kube::Error>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
@@ -51,7 +60,11 @@ where
             "finalizers": finalizers,
         }
     });
-    api.patch(&object.name_any(), &PatchParams::apply(super::patch::FIELD_MANAGER), &Patch::Merge(&patch))
-        .await?;
+    api.patch(
+        &object.name_any(),
+        &PatchParams::apply(super::patch::FIELD_MANAGER),
+        &Patch::Merge(&patch),
+    )
+    .await?;
     Ok(())
 }

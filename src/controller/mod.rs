@@ -22,11 +22,7 @@ use futures::future::BoxFuture;
 use secrecy::SecretString;
 
 pub use self::{
-    callbacks::CallbackHub,
-    context::Context,
-    error::Error,
-    number::CALLBACK_PATH,
-    wiring::run,
+    callbacks::CallbackHub, context::Context, error::Error, number::CALLBACK_PATH, wiring::run,
 };
 
 /// Which namespaces the controllers watch.
@@ -90,4 +86,3 @@ pub trait CallbackSink: Send + Sync {
     /// Schedules an immediate reconcile of one CallerReputationNumber.
     fn trigger(&self, namespace: &str, name: &str);
 }
-

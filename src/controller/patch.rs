@@ -76,8 +76,12 @@ where
         patch["metadata"] = json!({ "resourceVersion": object.meta().resource_version });
     }
     let name = object.meta().name.as_deref().unwrap_or_default();
-    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Merge(&patch))
-        .await?;
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER),
+        &Patch::Merge(&patch),
+    )
+    .await?;
     Ok(true)
 }
 

@@ -29,27 +29,57 @@ pub struct Outcome {
 impl Outcome {
     /// The desired state is in effect.
     pub fn ready(reason: Reason, message: impl Into<String>) -> Self {
-        Self { ready: true, synced: true, stalled: false, reason, message: message.into() }
+        Self {
+            ready: true,
+            synced: true,
+            stalled: false,
+            reason,
+            message: message.into(),
+        }
     }
 
     /// The spec is applied at Plivo, which has not finished with it yet.
     pub fn progressing(reason: Reason, message: impl Into<String>) -> Self {
-        Self { ready: false, synced: true, stalled: false, reason, message: message.into() }
+        Self {
+            ready: false,
+            synced: true,
+            stalled: false,
+            reason,
+            message: message.into(),
+        }
     }
 
     /// The spec could not be applied yet for a reason that resolves by itself.
     pub fn waiting(reason: Reason, message: impl Into<String>) -> Self {
-        Self { ready: false, synced: false, stalled: false, reason, message: message.into() }
+        Self {
+            ready: false,
+            synced: false,
+            stalled: false,
+            reason,
+            message: message.into(),
+        }
     }
 
     /// The spec was applied, but the result needs the user's attention.
     pub fn rejected(reason: Reason, message: impl Into<String>) -> Self {
-        Self { ready: false, synced: true, stalled: true, reason, message: message.into() }
+        Self {
+            ready: false,
+            synced: true,
+            stalled: true,
+            reason,
+            message: message.into(),
+        }
     }
 
     /// The spec cannot be applied until the user changes something.
     pub fn stuck(reason: Reason, message: impl Into<String>) -> Self {
-        Self { ready: false, synced: false, stalled: true, reason, message: message.into() }
+        Self {
+            ready: false,
+            synced: false,
+            stalled: true,
+            reason,
+            message: message.into(),
+        }
     }
 
     fn event_type(&self) -> EventType {
@@ -68,7 +98,13 @@ pub fn apply_outcome(
     generation: Option<i64>,
     now: &Time,
 ) -> bool {
-    let Outcome { ready, synced, stalled, reason, message } = outcome;
+    let Outcome {
+        ready,
+        synced,
+        stalled,
+        reason,
+        message,
+    } = outcome;
     let mut changed = set_condition(
         conditions,
         ConditionType::Ready,
@@ -133,7 +169,10 @@ pub fn apply_sync_failure(
         generation,
         now.clone(),
     );
-    if !conditions.iter().any(|c| c.type_ == ConditionType::Ready.as_str()) {
+    if !conditions
+        .iter()
+        .any(|c| c.type_ == ConditionType::Ready.as_str())
+    {
         changed |= set_condition(
             conditions,
             ConditionType::Ready,
@@ -149,8 +188,14 @@ pub fn apply_sync_failure(
 
 /// Publishes an Event about `object` and logs it; Event failures are logged, not returned,
 /// because a lost Event must not fail a reconcile.
-pub async fn publish<K>(recorder: &Recorder, object: &K, warning: bool, reason: Reason, action: &str, note: &str)
-where
+pub async fn publish<K>(
+    recorder: &Recorder,
+    object: &K,
+    warning: bool,
+    reason: Reason,
+    action: &str,
+    note: &str,
+) where
     K: Resource<DynamicType = ()>,
 {
     let namespace = object.namespace().unwrap_or_default();
@@ -161,7 +206,11 @@ where
         tracing::info!(%namespace, %name, reason = reason.as_str(), "{note}");
     }
     let event = Event {
-        type_: if warning { EventType::Warning } else { EventType::Normal },
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
         reason: reason.as_str().to_string(),
         note: Some(truncate(note, EVENT_NOTE_LIMIT)),
         action: action.to_string(),
@@ -178,7 +227,15 @@ where
     K: Resource<DynamicType = ()>,
 {
     let warning = outcome.event_type() == EventType::Warning;
-    publish(recorder, object, warning, outcome.reason, outcome.reason.as_str(), &outcome.message).await;
+    publish(
+        recorder,
+        object,
+        warning,
+        outcome.reason,
+        outcome.reason.as_str(),
+        &outcome.message,
+    )
+    .await;
 }
 
 /// Cuts `text` to at most `limit` bytes on a character boundary.
@@ -210,19 +267,46 @@ mod tests {
         let mut conditions = Vec::new();
         let outcome = Outcome::stuck(Reason::NotEligible, "Number is mobile.");
         assert!(apply_outcome(&mut conditions, &outcome, Some(3), &now()));
-        assert_eq!(find(&conditions, ConditionType::Ready).unwrap().status, "False");
-        assert_eq!(find(&conditions, ConditionType::Synced).unwrap().reason, "NotEligible");
-        assert_eq!(find(&conditions, ConditionType::Stalled).unwrap().status, "True");
-        assert_eq!(find(&conditions, ConditionType::Ready).unwrap().observed_generation, Some(3));
+        assert_eq!(
+            find(&conditions, ConditionType::Ready).unwrap().status,
+            "False"
+        );
+        assert_eq!(
+            find(&conditions, ConditionType::Synced).unwrap().reason,
+            "NotEligible"
+        );
+        assert_eq!(
+            find(&conditions, ConditionType::Stalled).unwrap().status,
+            "True"
+        );
+        assert_eq!(
+            find(&conditions, ConditionType::Ready)
+                .unwrap()
+                .observed_generation,
+            Some(3)
+        );
     }
 
     #[test]
     fn ready_outcome_removes_stalled() {
         let mut conditions = Vec::new();
-        apply_outcome(&mut conditions, &Outcome::stuck(Reason::NotEligible, "x"), Some(1), &now());
-        apply_outcome(&mut conditions, &Outcome::ready(Reason::Active, "y"), Some(2), &now());
+        apply_outcome(
+            &mut conditions,
+            &Outcome::stuck(Reason::NotEligible, "x"),
+            Some(1),
+            &now(),
+        );
+        apply_outcome(
+            &mut conditions,
+            &Outcome::ready(Reason::Active, "y"),
+            Some(2),
+            &now(),
+        );
         assert!(find(&conditions, ConditionType::Stalled).is_none());
-        assert_eq!(find(&conditions, ConditionType::Synced).unwrap().status, "True");
+        assert_eq!(
+            find(&conditions, ConditionType::Synced).unwrap().status,
+            "True"
+        );
     }
 
     #[test]
@@ -236,10 +320,27 @@ mod tests {
     #[test]
     fn sync_failure_keeps_ready() {
         let mut conditions = Vec::new();
-        apply_outcome(&mut conditions, &Outcome::ready(Reason::Active, "ok"), Some(1), &now());
-        apply_sync_failure(&mut conditions, Reason::PlivoUnavailable, "timeout", Some(1), &now());
-        assert_eq!(find(&conditions, ConditionType::Ready).unwrap().status, "True");
-        assert_eq!(find(&conditions, ConditionType::Synced).unwrap().status, "False");
+        apply_outcome(
+            &mut conditions,
+            &Outcome::ready(Reason::Active, "ok"),
+            Some(1),
+            &now(),
+        );
+        apply_sync_failure(
+            &mut conditions,
+            Reason::PlivoUnavailable,
+            "timeout",
+            Some(1),
+            &now(),
+        );
+        assert_eq!(
+            find(&conditions, ConditionType::Ready).unwrap().status,
+            "True"
+        );
+        assert_eq!(
+            find(&conditions, ConditionType::Synced).unwrap().status,
+            "False"
+        );
     }
 
     #[test]

@@ -10,14 +10,25 @@ use crate::api::{BusinessProfile, CallerReputationNumber};
 
 /// One reconcile of a Secret that carries the operator's finalizer.
 pub async fn reconcile(secret: Arc<Secret>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let has_finalizer = secret.finalizers().iter().any(|f| f == credentials::SECRET_FINALIZER);
+    let has_finalizer = secret
+        .finalizers()
+        .iter()
+        .any(|f| f == credentials::SECRET_FINALIZER);
     if !has_finalizer {
         return Ok(Action::await_change());
     }
     let namespace = secret.namespace().unwrap_or_default();
     let name = secret.name_any();
-    let users = ctx.all_profiles().iter().filter(|p| profile_uses(p, &namespace, &name)).count()
-        + ctx.all_numbers().iter().filter(|n| number_uses(n, &ctx, &namespace, &name)).count();
+    let users = ctx
+        .all_profiles()
+        .iter()
+        .filter(|p| profile_uses(p, &namespace, &name))
+        .count()
+        + ctx
+            .all_numbers()
+            .iter()
+            .filter(|n| number_uses(n, &ctx, &namespace, &name))
+            .count();
     if users > 0 {
         return Ok(Action::await_change());
     }
@@ -31,10 +42,19 @@ pub async fn reconcile(secret: Arc<Secret>, ctx: Arc<Context>) -> Result<Action,
 
 pub fn profile_uses(profile: &BusinessProfile, namespace: &str, name: &str) -> bool {
     profile.namespace().as_deref() == Some(namespace)
-        && profile.spec.credentials_secret_ref.as_ref().is_some_and(|r| r.name == name)
+        && profile
+            .spec
+            .credentials_secret_ref
+            .as_ref()
+            .is_some_and(|r| r.name == name)
 }
 
-pub fn number_uses(resource: &CallerReputationNumber, ctx: &Context, namespace: &str, name: &str) -> bool {
+pub fn number_uses(
+    resource: &CallerReputationNumber,
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> bool {
     resource.namespace().as_deref() == Some(namespace)
         && number::credentials_of(resource, ctx).is_some_and(|r| r.name == name)
 }

@@ -4,7 +4,12 @@
 //! gets its own caches, because one kube-runtime store cannot merge several
 //! watches. Duplicate EIN and number checks look across every scope.
 
-use std::{future::Future, hash::{DefaultHasher, Hash, Hasher}, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    hash::{DefaultHasher, Hash, Hasher},
+    sync::Arc,
+    time::Duration,
+};
 
 use futures::{FutureExt, StreamExt, future::join_all};
 use k8s_openapi::api::core::v1::Secret;
@@ -21,10 +26,14 @@ use kube::{
 };
 
 use super::{
-    CallbackHub, Context, ControllerMetrics, Error, Settings, WatchNamespaces, credentials, number, profile, secrets,
+    CallbackHub, Context, ControllerMetrics, Error, Settings, WatchNamespaces, credentials, number,
+    profile, secrets,
 };
 use crate::{
-    api::{BusinessProfile, CallerReputationNumber, ProfileSource, conditions::{ConditionType, Reason, find_condition}},
+    api::{
+        BusinessProfile, CallerReputationNumber, ProfileSource,
+        conditions::{ConditionType, Reason, find_condition},
+    },
     plivo::PlivoClient,
 };
 
@@ -54,42 +63,74 @@ pub async fn run(
     let mut number_caches = Vec::new();
     for scope in &scopes {
         let (reader, writer) = reflector::store();
-        let stream = reflector::reflector(writer, watcher(api::<BusinessProfile>(&client, scope), config.clone()))
-            .default_backoff()
-            .applied_objects()
-            .predicate_filter(own_trigger, Default::default());
+        let stream = reflector::reflector(
+            writer,
+            watcher(api::<BusinessProfile>(&client, scope), config.clone()),
+        )
+        .default_backoff()
+        .applied_objects()
+        .predicate_filter(own_trigger, Default::default());
         profile_caches.push((reader, stream.boxed()));
         let (reader, writer) = reflector::store();
-        let stream = reflector::reflector(writer, watcher(api::<CallerReputationNumber>(&client, scope), config.clone()))
-            .default_backoff()
-            .applied_objects()
-            .predicate_filter(own_trigger, Default::default());
+        let stream = reflector::reflector(
+            writer,
+            watcher(
+                api::<CallerReputationNumber>(&client, scope),
+                config.clone(),
+            ),
+        )
+        .default_backoff()
+        .applied_objects()
+        .predicate_filter(own_trigger, Default::default());
         number_caches.push((reader, stream.boxed()));
     }
 
-    let reporter = Reporter { controller: REPORTER.into(), instance: std::env::var("POD_NAME").ok() };
+    let reporter = Reporter {
+        controller: REPORTER.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
     let ctx = Arc::new(Context::new(
         client.clone(),
         plivo,
         settings.clone(),
         metrics.clone(),
         Recorder::new(client.clone(), reporter),
-        profile_caches.iter().map(|(reader, _)| reader.clone()).collect(),
-        number_caches.iter().map(|(reader, _)| reader.clone()).collect(),
+        profile_caches
+            .iter()
+            .map(|(reader, _)| reader.clone())
+            .collect(),
+        number_caches
+            .iter()
+            .map(|(reader, _)| reader.clone())
+            .collect(),
         callbacks.clone(),
     ));
     callbacks.attach(ctx.clone());
 
-    let controller_config = kube::runtime::controller::Config::default().concurrency(settings.concurrency);
+    let controller_config =
+        kube::runtime::controller::Config::default().concurrency(settings.concurrency);
     let mut runs = Vec::new();
     for ((scope, (profile_reader, profile_stream)), (number_reader, number_stream)) in
         scopes.iter().zip(profile_caches).zip(number_caches)
     {
         let profiles = Controller::for_stream(profile_stream, profile_reader)
-            .with_config(controller_config.clone().debounce(Duration::from_millis(500)))
-            .watches(api::<CallerReputationNumber>(&client, scope), config.clone(), profile_of_number)
+            .with_config(
+                controller_config
+                    .clone()
+                    .debounce(Duration::from_millis(500)),
+            )
+            .watches(
+                api::<CallerReputationNumber>(&client, scope),
+                config.clone(),
+                profile_of_number,
+            )
             .watches_stream(
-                watcher(api::<PartialObjectMeta<Secret>>(&client, scope), watcher::Config::default()).default_backoff().touched_objects(),
+                watcher(
+                    api::<PartialObjectMeta<Secret>>(&client, scope),
+                    watcher::Config::default(),
+                )
+                .default_backoff()
+                .touched_objects(),
                 {
                     let ctx = ctx.clone();
                     move |secret| profiles_using_secret(&ctx, &secret)
@@ -113,7 +154,12 @@ pub async fn run(
                 },
             )
             .watches_stream(
-                watcher(api::<PartialObjectMeta<Secret>>(&client, scope), watcher::Config::default()).default_backoff().touched_objects(),
+                watcher(
+                    api::<PartialObjectMeta<Secret>>(&client, scope),
+                    watcher::Config::default(),
+                )
+                .default_backoff()
+                .touched_objects(),
                 {
                     let ctx = ctx.clone();
                     move |secret| numbers_using_secret(&ctx, &secret)
@@ -125,13 +171,22 @@ pub async fn run(
             .for_each(|_| futures::future::ready(()));
         runs.push(numbers.boxed());
 
-        let secret_config = watcher::Config::default().labels(&format!("{}=true", credentials::SECRET_LABEL));
+        let secret_config =
+            watcher::Config::default().labels(&format!("{}=true", credentials::SECRET_LABEL));
         let releases = Controller::new(api::<Secret>(&client, scope), secret_config)
-            .watches(api::<BusinessProfile>(&client, scope), config.clone(), |profile| secret_of_profile(&profile))
-            .watches(api::<CallerReputationNumber>(&client, scope), config.clone(), {
-                let ctx = ctx.clone();
-                move |resource| secret_of_number(&ctx, &resource)
-            })
+            .watches(
+                api::<BusinessProfile>(&client, scope),
+                config.clone(),
+                |profile| secret_of_profile(&profile),
+            )
+            .watches(
+                api::<CallerReputationNumber>(&client, scope),
+                config.clone(),
+                {
+                    let ctx = ctx.clone();
+                    move |resource| secret_of_number(&ctx, &resource)
+                },
+            )
             .graceful_shutdown_on(shutdown.clone())
             .run(secrets::reconcile, secrets::error_policy, ctx.clone())
             .for_each(|_| futures::future::ready(()));
@@ -176,7 +231,9 @@ fn own_trigger<K: Resource>(object: &K) -> Option<u64> {
 /// What a number cares about in its profile: spec, readiness, UUID and deletion.
 fn profile_trigger(profile: &BusinessProfile) -> Option<u64> {
     let status = profile.status.as_ref();
-    let ready = status.and_then(|s| find_condition(&s.conditions, ConditionType::Ready)).map(|c| c.status.clone());
+    let ready = status
+        .and_then(|s| find_condition(&s.conditions, ConditionType::Ready))
+        .map(|c| c.status.clone());
     Some(hash_of((
         profile.metadata.generation,
         status.and_then(|s| s.observed_generation),
@@ -194,27 +251,41 @@ fn profile_of_number(resource: CallerReputationNumber) -> Option<ObjectRef<Busin
     }
 }
 
-fn numbers_using_profile(ctx: &Context, profile: &BusinessProfile) -> Vec<ObjectRef<CallerReputationNumber>> {
+fn numbers_using_profile(
+    ctx: &Context,
+    profile: &BusinessProfile,
+) -> Vec<ObjectRef<CallerReputationNumber>> {
     let namespace = profile.namespace();
     let name = profile.name_any();
     ctx.all_numbers()
         .iter()
         .filter(|n| n.namespace() == namespace)
-        .filter(|n| matches!(n.spec.profile_source(), Some(ProfileSource::Reference(r)) if r == name))
+        .filter(
+            |n| matches!(n.spec.profile_source(), Some(ProfileSource::Reference(r)) if r == name),
+        )
         .map(|n| ObjectRef::from_obj(n.as_ref()))
         .collect()
 }
 
 /// Whether a resource waits for credentials, so a change to the default Secret concerns it.
-fn waits_for_credentials(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> bool {
-    find_condition(conditions, ConditionType::Ready).is_some_and(|c| c.reason == Reason::CredentialsMissing.as_str())
+fn waits_for_credentials(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> bool {
+    find_condition(conditions, ConditionType::Ready)
+        .is_some_and(|c| c.reason == Reason::CredentialsMissing.as_str())
 }
 
 fn is_default_secret(ctx: &Context, namespace: &str, name: &str) -> bool {
-    ctx.settings.default_credentials.as_ref().is_some_and(|d| d.namespace == namespace && d.name == name)
+    ctx.settings
+        .default_credentials
+        .as_ref()
+        .is_some_and(|d| d.namespace == namespace && d.name == name)
 }
 
-fn profiles_using_secret<S: Resource>(ctx: &Context, secret: &S) -> Vec<ObjectRef<BusinessProfile>> {
+fn profiles_using_secret<S: Resource>(
+    ctx: &Context,
+    secret: &S,
+) -> Vec<ObjectRef<BusinessProfile>> {
     let namespace = secret.meta().namespace.clone().unwrap_or_default();
     let name = secret.meta().name.clone().unwrap_or_default();
     let default = is_default_secret(ctx, &namespace, &name);
@@ -224,13 +295,18 @@ fn profiles_using_secret<S: Resource>(ctx: &Context, secret: &S) -> Vec<ObjectRe
             secrets::profile_uses(p, &namespace, &name)
                 || default
                     && p.spec.credentials_secret_ref.is_none()
-                    && p.status.as_ref().is_some_and(|s| waits_for_credentials(&s.conditions))
+                    && p.status
+                        .as_ref()
+                        .is_some_and(|s| waits_for_credentials(&s.conditions))
         })
         .map(|p| ObjectRef::from_obj(p.as_ref()))
         .collect()
 }
 
-fn numbers_using_secret<S: Resource>(ctx: &Context, secret: &S) -> Vec<ObjectRef<CallerReputationNumber>> {
+fn numbers_using_secret<S: Resource>(
+    ctx: &Context,
+    secret: &S,
+) -> Vec<ObjectRef<CallerReputationNumber>> {
     let namespace = secret.meta().namespace.clone().unwrap_or_default();
     let name = secret.meta().name.clone().unwrap_or_default();
     let default = is_default_secret(ctx, &namespace, &name);
@@ -238,7 +314,10 @@ fn numbers_using_secret<S: Resource>(ctx: &Context, secret: &S) -> Vec<ObjectRef
         .iter()
         .filter(|n| {
             secrets::number_uses(n, ctx, &namespace, &name)
-                || default && n.status.as_ref().is_some_and(|s| waits_for_credentials(&s.conditions))
+                || default
+                    && n.status
+                        .as_ref()
+                        .is_some_and(|s| waits_for_credentials(&s.conditions))
         })
         .map(|n| ObjectRef::from_obj(n.as_ref()))
         .collect()
@@ -266,7 +345,11 @@ where
         return Action::requeue(Duration::from_secs(1));
     }
     let attempts = ctx.record_failure(object.as_ref());
-    let delay = super::error::backoff_delay(attempts.saturating_sub(1), Duration::from_secs(1), Duration::from_secs(300));
+    let delay = super::error::backoff_delay(
+        attempts.saturating_sub(1),
+        Duration::from_secs(1),
+        Duration::from_secs(300),
+    );
     let delay = error.retry_after().map_or(delay, |asked| asked.max(delay));
     tracing::warn!(%namespace, %name, error = %super::error::chain(error), retry_in_s = delay.as_secs_f64(), "Reconcile failed");
     Action::requeue(delay)
@@ -287,7 +370,8 @@ async fn report_status_counts(ctx: Arc<Context>, shutdown: impl Future<Output = 
                     .unwrap_or_else(|| "NONE".to_string());
                 *counts.entry(status).or_default() += 1;
             }
-            ctx.metrics.set_numbers_by_status(&counts.into_iter().collect::<Vec<_>>());
+            ctx.metrics
+                .set_numbers_by_status(&counts.into_iter().collect::<Vec<_>>());
         }
     };
     tokio::select! {
@@ -295,4 +379,3 @@ async fn report_status_counts(ctx: Arc<Context>, shutdown: impl Future<Output = 
         () = shutdown => {}
     }
 }
-

@@ -10,8 +10,16 @@ use kube::{ResourceExt, runtime::controller::Action};
 
 use super::{Draft, RECHECK_BLOCKED};
 use crate::{
-    api::{CallerReputationNumber, CredentialsSecretRef, NumberDeletionPolicy, ProfileSource, conditions::Reason},
-    controller::{Context, Error, context::is_paused, finalizer, report::{Outcome, publish}},
+    api::{
+        CallerReputationNumber, CredentialsSecretRef, NumberDeletionPolicy, ProfileSource,
+        conditions::Reason,
+    },
+    controller::{
+        Context, Error,
+        context::is_paused,
+        finalizer,
+        report::{Outcome, publish},
+    },
     plivo::{self, UpdateNumber},
 };
 
@@ -20,7 +28,9 @@ pub async fn cleanup(number: &CallerReputationNumber, ctx: &Context) -> Result<A
     let namespace = number.namespace().unwrap_or_default();
     let api = ctx.api::<CallerReputationNumber>(&namespace);
     if number.spec.effective_deletion_policy() == NumberDeletionPolicy::Orphan {
-        finalizer::remove(&api, number).await.map_err(Error::kube("remove the finalizer"))?;
+        finalizer::remove(&api, number)
+            .await
+            .map_err(Error::kube("remove the finalizer"))?;
         return Ok(Action::await_change());
     }
 
@@ -33,7 +43,9 @@ pub async fn cleanup(number: &CallerReputationNumber, ctx: &Context) -> Result<A
     }
 
     let Ok(phone) = number.spec.phone_number() else {
-        finalizer::remove(&api, number).await.map_err(Error::kube("remove the finalizer"))?;
+        finalizer::remove(&api, number)
+            .await
+            .map_err(Error::kube("remove the finalizer"))?;
         return Ok(Action::await_change());
     };
     let reference = credentials_of(number, ctx);
@@ -41,14 +53,20 @@ pub async fn cleanup(number: &CallerReputationNumber, ctx: &Context) -> Result<A
         Ok((account, _)) => account,
         Err(error) if error.is_user_error() => {
             let message = format!("Deletion waits: cannot disable {phone} at Plivo: {error}");
-            draft.finish(ctx, &Outcome::waiting(Reason::Deleting, message)).await?;
+            draft
+                .finish(ctx, &Outcome::waiting(Reason::Deleting, message))
+                .await?;
             return Ok(Action::requeue(RECHECK_BLOCKED));
         }
         Err(error) => return Err(Error::Credentials(error)),
     };
 
     let digits = phone.digits();
-    let enrolled_profile = number.status.as_ref().and_then(|s| s.enrollment.as_ref()).map(|e| e.profile_uuid.clone());
+    let enrolled_profile = number
+        .status
+        .as_ref()
+        .and_then(|s| s.enrollment.as_ref())
+        .map(|e| e.profile_uuid.clone());
     let observed = match account.get_number(&digits).await {
         Ok(observed) => Some(observed),
         // No longer in the account: nothing is left to de-register.
@@ -56,36 +74,59 @@ pub async fn cleanup(number: &CallerReputationNumber, ctx: &Context) -> Result<A
         Err(error) => return deletion_waits(ctx, draft, error).await,
     };
     if let Some(observed) = observed {
-        let enrolled = observed.caller_reputation_status.is_some() || observed.profile_uuid.is_some();
+        let enrolled =
+            observed.caller_reputation_status.is_some() || observed.profile_uuid.is_some();
         let ours = match (&observed.profile_uuid, &enrolled_profile) {
             (Some(current), Some(ours)) => current == ours,
             _ => true,
         };
         if enrolled && ours {
-            if let Err(error) = account.update_number(&digits, &UpdateNumber::disable_caller_reputation()).await {
+            if let Err(error) = account
+                .update_number(&digits, &UpdateNumber::disable_caller_reputation())
+                .await
+            {
                 return deletion_waits(ctx, draft, error).await;
             }
             let confirmed = match account.get_number(&digits).await {
-                Ok(after) => after.caller_reputation_status.is_none() && after.profile_uuid.is_none(),
+                Ok(after) => {
+                    after.caller_reputation_status.is_none() && after.profile_uuid.is_none()
+                }
                 Err(plivo::Error::NotFound { .. }) => true,
                 Err(error) => return deletion_waits(ctx, draft, error).await,
             };
             if !confirmed {
-                let message = format!("Deletion waits: Plivo still reports {phone} as enrolled after the disable; retrying.");
-                draft.finish(ctx, &Outcome::waiting(Reason::Deleting, message)).await?;
+                let message = format!(
+                    "Deletion waits: Plivo still reports {phone} as enrolled after the disable; retrying."
+                );
+                draft
+                    .finish(ctx, &Outcome::waiting(Reason::Deleting, message))
+                    .await?;
                 return Ok(Action::requeue(Duration::from_secs(10)));
             }
-            publish(&ctx.recorder, number, false, Reason::Disabled, "Delete", &format!("Disabled Caller Reputation on {phone} before deletion.")).await;
+            publish(
+                &ctx.recorder,
+                number,
+                false,
+                Reason::Disabled,
+                "Delete",
+                &format!("Disabled Caller Reputation on {phone} before deletion."),
+            )
+            .await;
         }
     }
 
-    finalizer::remove(&api, number).await.map_err(Error::kube("remove the finalizer"))?;
+    finalizer::remove(&api, number)
+        .await
+        .map_err(Error::kube("remove the finalizer"))?;
     Ok(Action::await_change())
 }
 
 /// The credentials that enrolled the number: the referenced profile's while
 /// it exists, else the number's own reference, else the Secret recorded at enrollment.
-pub(crate) fn credentials_of(number: &CallerReputationNumber, ctx: &Context) -> Option<CredentialsSecretRef> {
+pub(crate) fn credentials_of(
+    number: &CallerReputationNumber,
+    ctx: &Context,
+) -> Option<CredentialsSecretRef> {
     let namespace = number.namespace().unwrap_or_default();
     if let Some(ProfileSource::Reference(name)) = number.spec.profile_source()
         && let Some(profile) = ctx.profile(&namespace, name)
@@ -95,15 +136,29 @@ pub(crate) fn credentials_of(number: &CallerReputationNumber, ctx: &Context) -> 
     if let Some(reference) = &number.spec.credentials_secret_ref {
         return Some(reference.clone());
     }
-    number.status.as_ref().and_then(|s| s.credentials_secret_ref.clone())
+    number
+        .status
+        .as_ref()
+        .and_then(|s| s.credentials_secret_ref.clone())
 }
 
-async fn deletion_waits(ctx: &Context, draft: Draft<'_>, error: plivo::Error) -> Result<Action, Error> {
-    let message = format!("Deletion waits: {}", crate::controller::error::chain(&error));
+async fn deletion_waits(
+    ctx: &Context,
+    draft: Draft<'_>,
+    error: plivo::Error,
+) -> Result<Action, Error> {
+    let message = format!(
+        "Deletion waits: {}",
+        crate::controller::error::chain(&error)
+    );
     if error.is_retryable() {
-        draft.finish_unsynced(ctx, Reason::PlivoUnavailable, &message).await?;
+        draft
+            .finish_unsynced(ctx, Reason::PlivoUnavailable, &message)
+            .await?;
         return Err(Error::Plivo(error));
     }
-    draft.finish(ctx, &Outcome::waiting(Reason::Deleting, message)).await?;
+    draft
+        .finish(ctx, &Outcome::waiting(Reason::Deleting, message))
+        .await?;
     Ok(Action::requeue(RECHECK_BLOCKED))
 }

@@ -50,10 +50,17 @@ pub fn next_step(desired: &Desired, last_sent: Option<&Enrollment>, observed: &N
             }
         }
         Desired::Enabled(wanted) => {
-            let same_profile = observed.profile_uuid.as_deref() == Some(wanted.profile_uuid.as_str());
+            let same_profile =
+                observed.profile_uuid.as_deref() == Some(wanted.profile_uuid.as_str());
             match observed_state {
-                Some(CallerReputationState::Pending | CallerReputationState::Active) if same_profile => {
-                    if callback_changed(wanted, last_sent) { Step::Enable } else { Step::Nothing }
+                Some(CallerReputationState::Pending | CallerReputationState::Active)
+                    if same_profile =>
+                {
+                    if callback_changed(wanted, last_sent) {
+                        Step::Enable
+                    } else {
+                        Step::Nothing
+                    }
                 }
                 Some(CallerReputationState::Failed) if same_profile => {
                     if last_sent.is_some_and(|sent| retry_inputs(sent) == retry_inputs(wanted)) {
@@ -89,8 +96,15 @@ fn retry_inputs(enrollment: &Enrollment) -> (&str, Option<i64>, Option<&str>) {
 
 /// Whether Plivo's state was in effect before and has since been undone
 /// outside the operator (disabled, or moved to another profile).
-pub fn was_undone(previous: Option<&CallerReputationState>, previous_profile: Option<&str>, observed: &Number) -> bool {
-    let was_in_effect = matches!(previous, Some(CallerReputationState::Active | CallerReputationState::Pending));
+pub fn was_undone(
+    previous: Option<&CallerReputationState>,
+    previous_profile: Option<&str>,
+    observed: &Number,
+) -> bool {
+    let was_in_effect = matches!(
+        previous,
+        Some(CallerReputationState::Active | CallerReputationState::Pending)
+    );
     was_in_effect && observed.profile_uuid.as_deref() != previous_profile
 }
 
@@ -133,9 +147,15 @@ pub fn enabled_outcome(observed: &Number, profile_uuid: &str) -> Outcome {
 /// Maps Plivo's report on a number the spec disables.
 pub fn disabled_outcome(observed: &Number) -> Outcome {
     if observed.caller_reputation_status.is_none() && observed.profile_uuid.is_none() {
-        Outcome::ready(Reason::Disabled, "Caller Reputation is disabled on the number, as the spec asks.")
+        Outcome::ready(
+            Reason::Disabled,
+            "Caller Reputation is disabled on the number, as the spec asks.",
+        )
     } else {
-        Outcome::waiting(Reason::Disabled, "The disable was sent; Plivo still reports the number as enrolled.")
+        Outcome::waiting(
+            Reason::Disabled,
+            "The disable was sent; Plivo still reports the number as enrolled.",
+        )
     }
 }
 
@@ -144,7 +164,13 @@ pub fn disabled_outcome(observed: &Number) -> Outcome {
 /// `PENDING` is re-checked with a doubling delay between `min` and `max`
 /// (activation can take two business days); a state that only a user can
 /// change waits for that change.
-pub fn next_check(outcome: &Outcome, previous_interval: Option<Duration>, min: Duration, max: Duration, resync: Duration) -> Option<Duration> {
+pub fn next_check(
+    outcome: &Outcome,
+    previous_interval: Option<Duration>,
+    min: Duration,
+    max: Duration,
+    resync: Duration,
+) -> Option<Duration> {
     match outcome.reason {
         Reason::Pending => Some(match previous_interval {
             Some(previous) => previous.saturating_mul(2).clamp(min, max),

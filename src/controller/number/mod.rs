@@ -22,8 +22,8 @@ use super::{
 };
 use crate::{
     api::{
-        BusinessProfile, CallerReputationNumber, CallerReputationNumberStatus, CallerReputationState,
-        Enrollment, PhoneNumber, ProfileSource, RETRY_ANNOTATION,
+        BusinessProfile, CallerReputationNumber, CallerReputationNumberStatus,
+        CallerReputationState, Enrollment, PhoneNumber, ProfileSource, RETRY_ANNOTATION,
         conditions::{ConditionType, Reason, find_condition, is_condition_true},
     },
     plivo::{self, Account, CallbackMethod, Number, UpdateNumber},
@@ -39,11 +39,15 @@ const RECHECK_BLOCKED: Duration = Duration::from_secs(60);
 pub const CALLBACK_PATH: &str = "/callbacks/caller-reputation";
 
 /// One reconcile of a CallerReputationNumber.
-pub async fn reconcile(number: Arc<CallerReputationNumber>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(
+    number: Arc<CallerReputationNumber>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     let started = std::time::Instant::now();
     let result = dispatch(&number, &ctx).await;
     let label = if result.is_ok() { "success" } else { "error" };
-    ctx.metrics.reconcile_finished(KIND, label, started.elapsed());
+    ctx.metrics
+        .reconcile_finished(KIND, label, started.elapsed());
     if result.is_ok() {
         ctx.record_success(number.as_ref());
     }
@@ -59,7 +63,9 @@ async fn dispatch(number: &CallerReputationNumber, ctx: &Context) -> Result<Acti
     }
     if !finalizer::has_finalizer(number) {
         let api = ctx.api::<CallerReputationNumber>(&number.namespace().unwrap_or_default());
-        finalizer::add(&api, number).await.map_err(Error::kube("add the finalizer"))?;
+        finalizer::add(&api, number)
+            .await
+            .map_err(Error::kube("add the finalizer"))?;
         return Ok(Action::await_change());
     }
     apply(number, ctx).await
@@ -74,7 +80,11 @@ pub(super) struct Draft<'a> {
 
 impl<'a> Draft<'a> {
     fn new(number: &'a CallerReputationNumber, ctx: &Context) -> Self {
-        Self { number, status: number.status.clone().unwrap_or_default(), now: ctx.now() }
+        Self {
+            number,
+            status: number.status.clone().unwrap_or_default(),
+            now: ctx.now(),
+        }
     }
 
     fn generation(&self) -> Option<i64> {
@@ -92,21 +102,46 @@ impl<'a> Draft<'a> {
         Ok(())
     }
 
-    async fn finish_unsynced(mut self, ctx: &Context, reason: Reason, message: &str) -> Result<(), Error> {
+    async fn finish_unsynced(
+        mut self,
+        ctx: &Context,
+        reason: Reason,
+        message: &str,
+    ) -> Result<(), Error> {
         let generation = self.generation();
-        let moved = apply_sync_failure(&mut self.status.conditions, reason, message, generation, &self.now);
+        let moved = apply_sync_failure(
+            &mut self.status.conditions,
+            reason,
+            message,
+            generation,
+            &self.now,
+        );
         self.write(ctx).await?;
         if moved {
-            publish(&ctx.recorder, self.number, reason != Reason::Paused, reason, reason.as_str(), message).await;
+            publish(
+                &ctx.recorder,
+                self.number,
+                reason != Reason::Paused,
+                reason,
+                reason.as_str(),
+                message,
+            )
+            .await;
         }
         Ok(())
     }
 
     async fn write(&self, ctx: &Context) -> Result<(), Error> {
         let api = ctx.api::<CallerReputationNumber>(&self.number.namespace().unwrap_or_default());
-        write_status(&api, self.number, self.number.status.as_ref(), &self.status, false)
-            .await
-            .map_err(Error::kube("write the status"))?;
+        write_status(
+            &api,
+            self.number,
+            self.number.status.as_ref(),
+            &self.status,
+            false,
+        )
+        .await
+        .map_err(Error::kube("write the status"))?;
         Ok(())
     }
 }
@@ -122,7 +157,11 @@ async fn apply(number: &CallerReputationNumber, ctx: &Context) -> Result<Action,
 
     if is_paused(number) {
         draft
-            .finish_unsynced(ctx, Reason::Paused, "The callerreputation.io/paused annotation is \"true\"; remove it to resume.")
+            .finish_unsynced(
+                ctx,
+                Reason::Paused,
+                "The callerreputation.io/paused annotation is \"true\"; remove it to resume.",
+            )
             .await?;
         return Ok(Action::await_change());
     }
@@ -130,13 +169,25 @@ async fn apply(number: &CallerReputationNumber, ctx: &Context) -> Result<Action,
     let phone = match number.spec.phone_number() {
         Ok(phone) => phone,
         Err(error) => {
-            draft.finish(ctx, &Outcome::stuck(Reason::NumberNotFound, format!("spec.number is invalid: {error}"))).await?;
+            draft
+                .finish(
+                    ctx,
+                    &Outcome::stuck(
+                        Reason::NumberNotFound,
+                        format!("spec.number is invalid: {error}"),
+                    ),
+                )
+                .await?;
             return Ok(Action::await_change());
         }
     };
     if let Some(winner) = conflicting_claim(number, &phone, ctx) {
-        let message = format!("CallerReputationNumber {winner} already manages {phone}; delete one of the two resources.");
-        draft.finish(ctx, &Outcome::stuck(Reason::NumberConflict, message)).await?;
+        let message = format!(
+            "CallerReputationNumber {winner} already manages {phone}; delete one of the two resources."
+        );
+        draft
+            .finish(ctx, &Outcome::stuck(Reason::NumberConflict, message))
+            .await?;
         return Ok(Action::requeue(RECHECK_BLOCKED));
     }
 
@@ -149,7 +200,9 @@ async fn apply(number: &CallerReputationNumber, ctx: &Context) -> Result<Action,
         Err(None) => return Ok(Action::await_change()),
     };
 
-    let forced = ctx.callbacks.take_forced(&number.namespace().unwrap_or_default(), &number.name_any());
+    let forced = ctx
+        .callbacks
+        .take_forced(&number.namespace().unwrap_or_default(), &number.name_any());
     if !forced && let Some(action) = skip_plivo(number, &target.desired, &draft) {
         return Ok(action);
     }
@@ -158,7 +211,9 @@ async fn apply(number: &CallerReputationNumber, ctx: &Context) -> Result<Action,
         Ok(outcome) => outcome,
         Err(error) => {
             let message = super::error::chain(&error);
-            draft.finish_unsynced(ctx, Reason::PlivoUnavailable, &message).await?;
+            draft
+                .finish_unsynced(ctx, Reason::PlivoUnavailable, &message)
+                .await?;
             return Err(error);
         }
     };
@@ -181,7 +236,9 @@ async fn resolve_target(
             let profile = ctx.profile(&namespace, name);
             match profile.as_deref().and_then(ready_profile) {
                 Some((uuid, generation)) => {
-                    let secret_ref = profile.as_ref().and_then(|p| p.spec.credentials_secret_ref.clone());
+                    let secret_ref = profile
+                        .as_ref()
+                        .and_then(|p| p.spec.credentials_secret_ref.clone());
                     (uuid, Some(generation), secret_ref)
                 }
                 None => {
@@ -190,13 +247,23 @@ async fn resolve_target(
                         return Ok(Err(None));
                     }
                     let message = format!("Waiting for BusinessProfile {name} to be Ready.");
-                    return Ok(Err(Some(Outcome::waiting(Reason::ProfileNotReady, message))));
+                    return Ok(Err(Some(Outcome::waiting(
+                        Reason::ProfileNotReady,
+                        message,
+                    ))));
                 }
             }
         }
-        Some(ProfileSource::Uuid(uuid)) => (uuid.to_string(), None, number.spec.credentials_secret_ref.clone()),
+        Some(ProfileSource::Uuid(uuid)) => (
+            uuid.to_string(),
+            None,
+            number.spec.credentials_secret_ref.clone(),
+        ),
         None => {
-            let outcome = Outcome::stuck(Reason::ProfileNotFound, "Set exactly one of spec.profileRef and spec.profileUUID.");
+            let outcome = Outcome::stuck(
+                Reason::ProfileNotFound,
+                "Set exactly one of spec.profileRef and spec.profileUUID.",
+            );
             return Ok(Err(Some(outcome)));
         }
     };
@@ -207,7 +274,10 @@ async fn resolve_target(
             account
         }
         Err(error) if error.is_user_error() => {
-            return Ok(Err(Some(Outcome::waiting(Reason::CredentialsMissing, error.to_string()))));
+            return Ok(Err(Some(Outcome::waiting(
+                Reason::CredentialsMissing,
+                error.to_string(),
+            ))));
         }
         Err(error) => return Err(Error::Credentials(error)),
     };
@@ -219,7 +289,9 @@ async fn resolve_target(
             profile_generation,
             retry_token: number.annotations().get(RETRY_ANNOTATION).cloned(),
             callback_url: callback.as_ref().map(|(url, _)| url.to_string()),
-            callback_method: callback.as_ref().map(|(_, method)| method.as_str().to_string()),
+            callback_method: callback
+                .as_ref()
+                .map(|(_, method)| method.as_str().to_string()),
         })
     } else {
         Desired::Disabled
@@ -255,11 +327,14 @@ fn callback(number: &CallerReputationNumber, ctx: &Context) -> Option<(url::Url,
 /// Returns the action when nothing can have changed since the last check: the
 /// inputs are the ones last reconciled and the next check is not due, or the
 /// last attempt ended in a state only the user can change.
-fn skip_plivo(number: &CallerReputationNumber, desired: &Desired, draft: &Draft<'_>) -> Option<Action> {
+fn skip_plivo(
+    number: &CallerReputationNumber,
+    desired: &Desired,
+    draft: &Draft<'_>,
+) -> Option<Action> {
     let status = number.status.as_ref()?;
     if status.observed_generation != number.metadata.generation
-        || !is_condition_true(&status.conditions, ConditionType::Synced)
-            && !is_terminal(status)
+        || !is_condition_true(&status.conditions, ConditionType::Synced) && !is_terminal(status)
     {
         return None;
     }
@@ -283,7 +358,8 @@ fn skip_plivo(number: &CallerReputationNumber, desired: &Desired, draft: &Draft<
 fn is_terminal(status: &CallerReputationNumberStatus) -> bool {
     find_condition(&status.conditions, ConditionType::Synced).is_some_and(|synced| {
         synced.status == "False"
-            && (synced.reason == Reason::NotEligible.as_str() || synced.reason == Reason::InvalidProfile.as_str())
+            && (synced.reason == Reason::NotEligible.as_str()
+                || synced.reason == Reason::InvalidProfile.as_str())
     })
 }
 
@@ -301,35 +377,70 @@ async fn enroll(
         Err(plivo::Error::NotFound { .. }) => {
             return Ok(Outcome::stuck(
                 Reason::NumberNotFound,
-                format!("{phone} is not a rented number of Plivo account {}; rent it, or correct spec.number.", target.account.auth_id()),
+                format!(
+                    "{phone} is not a rented number of Plivo account {}; rent it, or correct spec.number.",
+                    target.account.auth_id()
+                ),
             ));
         }
         Err(error) => return Err(Error::Plivo(error)),
     };
     draft.status.last_checked_time = Some(draft.now.clone());
-    draft.status.number_type = observed.number_type.as_ref().map(|t| t.as_str().to_string());
+    draft.status.number_type = observed
+        .number_type
+        .as_ref()
+        .map(|t| t.as_str().to_string());
 
     let step = desired::next_step(&target.desired, draft.status.enrollment.as_ref(), &observed);
     let observed = match (&step, &target.desired) {
         (Step::Nothing, _) => observed,
         (Step::Enable, Desired::Enabled(wanted)) => {
             let previous = draft.status.state();
-            if desired::was_undone(previous.as_ref(), draft.status.profile_uuid.as_deref(), &observed) {
-                let message = format!("{phone} was disabled or moved to another profile outside the operator; enrolling it again.");
-                publish(&ctx.recorder, number, true, Reason::Pending, "Restore", &message).await;
+            if desired::was_undone(
+                previous.as_ref(),
+                draft.status.profile_uuid.as_deref(),
+                &observed,
+            ) {
+                let message = format!(
+                    "{phone} was disabled or moved to another profile outside the operator; enrolling it again."
+                );
+                publish(
+                    &ctx.recorder,
+                    number,
+                    true,
+                    Reason::Pending,
+                    "Restore",
+                    &message,
+                )
+                .await;
             }
             match send_enable(&target.account, &digits, wanted).await {
                 Ok(()) => {
                     draft.status.enrollment = Some(wanted.clone());
-                    let message = format!("Enabled Caller Reputation on {phone} with profile {}.", wanted.profile_uuid);
-                    publish(&ctx.recorder, number, false, Reason::Pending, "Enable", &message).await;
+                    let message = format!(
+                        "Enabled Caller Reputation on {phone} with profile {}.",
+                        wanted.profile_uuid
+                    );
+                    publish(
+                        &ctx.recorder,
+                        number,
+                        false,
+                        Reason::Pending,
+                        "Enable",
+                        &message,
+                    )
+                    .await;
                 }
                 Err(rejected) => {
                     draft.status.enrollment = Some(wanted.clone());
                     return Ok(rejected?);
                 }
             }
-            target.account.get_number(&digits).await.map_err(Error::Plivo)?
+            target
+                .account
+                .get_number(&digits)
+                .await
+                .map_err(Error::Plivo)?
         }
         (Step::Disable, _) => {
             target
@@ -337,8 +448,20 @@ async fn enroll(
                 .update_number(&digits, &UpdateNumber::disable_caller_reputation())
                 .await
                 .map_err(Error::Plivo)?;
-            publish(&ctx.recorder, number, false, Reason::Disabled, "Disable", &format!("Disabled Caller Reputation on {phone}.")).await;
-            target.account.get_number(&digits).await.map_err(Error::Plivo)?
+            publish(
+                &ctx.recorder,
+                number,
+                false,
+                Reason::Disabled,
+                "Disable",
+                &format!("Disabled Caller Reputation on {phone}."),
+            )
+            .await;
+            target
+                .account
+                .get_number(&digits)
+                .await
+                .map_err(Error::Plivo)?
         }
         (Step::Enable, Desired::Disabled) => observed,
     };
@@ -348,7 +471,10 @@ async fn enroll(
         Desired::Enabled(wanted) => {
             // Inputs that reached a settled state count as reconciled, so a later
             // profile change alone does not re-send an enable that is in effect.
-            if matches!(draft.status.state(), Some(CallerReputationState::Active | CallerReputationState::Pending)) {
+            if matches!(
+                draft.status.state(),
+                Some(CallerReputationState::Active | CallerReputationState::Pending)
+            ) {
                 draft.status.enrollment = Some(wanted.clone());
             }
             desired::enabled_outcome(&observed, &wanted.profile_uuid)
@@ -359,11 +485,23 @@ async fn enroll(
 
 /// Sends an enable. `Err(Ok(outcome))` is a permanent rejection to report;
 /// `Err(Err(error))` a failure to retry.
-async fn send_enable(account: &Account, digits: &str, wanted: &Enrollment) -> Result<(), Result<Outcome, Error>> {
-    let callback = wanted.callback_url.as_deref().and_then(|url| url::Url::parse(url).ok()).map(|url| {
-        let method = if wanted.callback_method.as_deref() == Some("GET") { CallbackMethod::Get } else { CallbackMethod::Post };
-        (url, method)
-    });
+async fn send_enable(
+    account: &Account,
+    digits: &str,
+    wanted: &Enrollment,
+) -> Result<(), Result<Outcome, Error>> {
+    let callback = wanted
+        .callback_url
+        .as_deref()
+        .and_then(|url| url::Url::parse(url).ok())
+        .map(|url| {
+            let method = if wanted.callback_method.as_deref() == Some("GET") {
+                CallbackMethod::Get
+            } else {
+                CallbackMethod::Post
+            };
+            (url, method)
+        });
     let request = UpdateNumber::enable_caller_reputation(wanted.profile_uuid.clone(), callback);
     match account.update_number(digits, &request).await {
         Ok(()) => Ok(()),
@@ -373,7 +511,10 @@ async fn send_enable(account: &Account, digits: &str, wanted: &Enrollment) -> Re
         ))),
         Err(plivo::Error::InvalidProfileUuid { .. }) => Err(Ok(Outcome::stuck(
             Reason::InvalidProfile,
-            format!("Plivo rejected profile {} with invalid_profile_uuid: correct spec.profileUUID or the BusinessProfile.", wanted.profile_uuid),
+            format!(
+                "Plivo rejected profile {} with invalid_profile_uuid: correct spec.profileUUID or the BusinessProfile.",
+                wanted.profile_uuid
+            ),
         ))),
         Err(error) if error.is_retryable() => Err(Err(Error::Plivo(error))),
         Err(error) => Err(Ok(Outcome::stuck(Reason::PlivoError, error.to_string()))),
@@ -382,7 +523,10 @@ async fn send_enable(account: &Account, digits: &str, wanted: &Enrollment) -> Re
 
 /// Copies Plivo's report into the status; `activeSince` is set when the number becomes ACTIVE.
 fn record_observed(draft: &mut Draft<'_>, observed: &Number) {
-    let state = observed.caller_reputation_status.as_ref().map(|s| s.as_str().to_string());
+    let state = observed
+        .caller_reputation_status
+        .as_ref()
+        .map(|s| s.as_str().to_string());
     let now_active = state.as_deref() == Some("ACTIVE");
     let was_active = draft.status.caller_reputation_status.as_deref() == Some("ACTIVE");
     if now_active && !was_active {
@@ -397,7 +541,9 @@ fn record_observed(draft: &mut Draft<'_>, observed: &Number) {
 /// Sets `nextCheckTime` and returns the delay until it.
 fn schedule(outcome: &Outcome, ctx: &Context, draft: &mut Draft<'_>) -> Option<Duration> {
     let previous_interval = match (&draft.number.status, outcome.reason) {
-        (Some(status), Reason::Pending) if status.state() == Some(CallerReputationState::Pending) => {
+        (Some(status), Reason::Pending)
+            if status.state() == Some(CallerReputationState::Pending) =>
+        {
             match (&status.last_checked_time, &status.next_check_time) {
                 (Some(checked), Some(next)) => next.0.duration_since(checked.0).try_into().ok(),
                 _ => None,
@@ -421,7 +567,11 @@ fn schedule(outcome: &Outcome, ctx: &Context, draft: &mut Draft<'_>) -> Option<D
 }
 
 /// Returns the CallerReputationNumber that claimed `phone` first, if it is not this one.
-fn conflicting_claim(number: &CallerReputationNumber, phone: &PhoneNumber, ctx: &Context) -> Option<String> {
+fn conflicting_claim(
+    number: &CallerReputationNumber,
+    phone: &PhoneNumber,
+    ctx: &Context,
+) -> Option<String> {
     let key = |n: &CallerReputationNumber| {
         (
             n.metadata.creation_timestamp.as_ref().map(|t| t.0),
@@ -434,6 +584,12 @@ fn conflicting_claim(number: &CallerReputationNumber, phone: &PhoneNumber, ctx: 
         .filter(|other| other.uid() != number.uid())
         .filter(|other| other.spec.phone_number().ok().as_ref() == Some(phone))
         .filter(|other| key(other) < key(number))
-        .map(|other| format!("{}/{}", other.namespace().unwrap_or_default(), other.name_any()))
+        .map(|other| {
+            format!(
+                "{}/{}",
+                other.namespace().unwrap_or_default(),
+                other.name_any()
+            )
+        })
         .next()
 }

@@ -28,7 +28,10 @@ impl Found {
         match self.reason {
             Reason::Created => format!("Created Plivo profile {}.", self.profile.profile_uuid),
             Reason::Adopted => format!("Adopted Plivo profile {}.", self.profile.profile_uuid),
-            _ => format!("Plivo profile {} matches the spec.", self.profile.profile_uuid),
+            _ => format!(
+                "Plivo profile {} matches the spec.",
+                self.profile.profile_uuid
+            ),
         }
     }
 }
@@ -64,7 +67,12 @@ pub async fn find_or_create(
 
     if let Some(uuid) = status.profile_uuid.clone() {
         match account.get_profile(&uuid).await {
-            Ok(existing) => return Ok(Found { profile: existing, reason: Reason::Created }),
+            Ok(existing) => {
+                return Ok(Found {
+                    profile: existing,
+                    reason: Reason::Created,
+                });
+            }
             Err(plivo::Error::NotFound { .. }) => {
                 crate::controller::report::publish(
                     &ctx.recorder,
@@ -72,7 +80,9 @@ pub async fn find_or_create(
                     true,
                     Reason::ProfileNotFound,
                     "Create",
-                    &format!("Plivo profile {uuid} was deleted outside the operator; creating it again."),
+                    &format!(
+                        "Plivo profile {uuid} was deleted outside the operator; creating it again."
+                    ),
                 )
                 .await;
                 status.profile_uuid = None;
@@ -92,10 +102,15 @@ pub async fn find_or_create(
 
 async fn adopt(account: &Account, uuid: &str) -> Result<Found, Blocked> {
     match account.get_profile(uuid).await {
-        Ok(existing) => Ok(Found { profile: existing, reason: Reason::Adopted }),
+        Ok(existing) => Ok(Found {
+            profile: existing,
+            reason: Reason::Adopted,
+        }),
         Err(plivo::Error::NotFound { .. }) => Err(Blocked::Outcome(Outcome::stuck(
             Reason::ProfileNotFound,
-            format!("Plivo has no profile {uuid} on this account; correct spec.profileUUID or check the credentials."),
+            format!(
+                "Plivo has no profile {uuid} on this account; correct spec.profileUUID or check the credentials."
+            ),
         ))),
         Err(error) => Err(retry_or_outcome(error)),
     }
@@ -110,7 +125,10 @@ async fn lookup(
     intent: Option<&CreationIntent>,
 ) -> Result<Option<Profile>, Blocked> {
     let ein = profile.spec.ein_digits().unwrap_or_default();
-    let profiles = account.list_all_profiles().await.map_err(retry_or_outcome)?;
+    let profiles = account
+        .list_all_profiles()
+        .await
+        .map_err(retry_or_outcome)?;
     let Some(candidate) = profiles.into_iter().find(|p| desired::ein_of(p) == ein) else {
         return Ok(None);
     };
@@ -163,13 +181,24 @@ async fn create(
             };
             let found = record(profile, ctx, status, created, Reason::Created).await?;
             // The create response carries only the UUID; read the profile so the drift check sees Plivo's values.
-            let stored = account.get_profile(&found.profile.profile_uuid).await.map_err(retry_or_outcome)?;
-            Ok(Found { profile: stored, reason: Reason::Created })
+            let stored = account
+                .get_profile(&found.profile.profile_uuid)
+                .await
+                .map_err(retry_or_outcome)?;
+            Ok(Found {
+                profile: stored,
+                reason: Reason::Created,
+            })
         }
-        Err(error) if is_ein_conflict(&error) => match lookup(profile, account, Some(&intent)).await? {
-            Some(found) => record(profile, ctx, status, found, Reason::Created).await,
-            None => Err(Blocked::Outcome(Outcome::stuck(Reason::InvalidProfile, format!("{error}")))),
-        },
+        Err(error) if is_ein_conflict(&error) => {
+            match lookup(profile, account, Some(&intent)).await? {
+                Some(found) => record(profile, ctx, status, found, Reason::Created).await,
+                None => Err(Blocked::Outcome(Outcome::stuck(
+                    Reason::InvalidProfile,
+                    format!("{error}"),
+                ))),
+            }
+        }
         // The request may have reached Plivo; the intent stays, so the next attempt looks it up.
         Err(error) if error.is_retryable() => Err(Blocked::Retry(Error::Plivo(error))),
         Err(error) => Err(Blocked::Outcome(Outcome::stuck(
@@ -194,14 +223,25 @@ async fn record(
     write_status(&api, profile, Some(&before), status, false)
         .await
         .map_err(Error::kube("record the profile UUID"))?;
-    Ok(Found { profile: found, reason })
+    Ok(Found {
+        profile: found,
+        reason,
+    })
 }
 
 /// The UUID of the Plivo profile this resource owns, looking it up when a
 /// create was interrupted before its UUID was recorded.
-pub async fn owned_uuid(profile: &BusinessProfile, account: &Account) -> Result<Option<String>, Error> {
+pub async fn owned_uuid(
+    profile: &BusinessProfile,
+    account: &Account,
+) -> Result<Option<String>, Error> {
     let status = profile.status.as_ref();
-    if let Some(uuid) = profile.spec.profile_uuid.clone().or_else(|| status.and_then(|s| s.profile_uuid.clone())) {
+    if let Some(uuid) = profile
+        .spec
+        .profile_uuid
+        .clone()
+        .or_else(|| status.and_then(|s| s.profile_uuid.clone()))
+    {
         return Ok(Some(uuid));
     }
     let Some(intent) = status.and_then(|s| s.creation_intent.as_ref()) else {
@@ -220,7 +260,9 @@ fn retry_or_outcome(error: plivo::Error) -> Blocked {
         return Blocked::Retry(Error::Plivo(error));
     }
     let reason = match error {
-        plivo::Error::Unauthorized { .. } | plivo::Error::Forbidden { .. } => Reason::CredentialsMissing,
+        plivo::Error::Unauthorized { .. } | plivo::Error::Forbidden { .. } => {
+            Reason::CredentialsMissing
+        }
         _ => Reason::PlivoError,
     };
     Blocked::Outcome(Outcome::stuck(reason, error.to_string()))

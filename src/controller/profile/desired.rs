@@ -49,7 +49,11 @@ pub fn create_request(profile: &BusinessProfile) -> Result<CreateProfile, &'stat
         company_name: spec.company_name.clone().ok_or("companyName")?,
         vertical: wire(spec.vertical.as_ref().ok_or("vertical")?),
         address: address(spec.address.as_ref().ok_or("address")?),
-        authorized_contact: contact(spec.authorized_contact.as_ref().ok_or("authorizedContact")?),
+        authorized_contact: contact(
+            spec.authorized_contact
+                .as_ref()
+                .ok_or("authorizedContact")?,
+        ),
         ein: Some(ein),
         ein_issuing_country: Some(profile.spec.effective_ein_issuing_country().to_string()),
         stock_symbol: spec.stock_symbol.clone(),
@@ -120,7 +124,10 @@ pub fn drift(profile: &BusinessProfile, plivo: &Profile) -> Drift {
         update.ein = Some(ein);
     }
     if spec.ein_issuing_country.is_some()
-        && !same(profile.spec.effective_ein_issuing_country(), plivo.ein_issuing_country.as_deref())
+        && !same(
+            profile.spec.effective_ein_issuing_country(),
+            plivo.ein_issuing_country.as_deref(),
+        )
     {
         update.ein_issuing_country = Some(profile.spec.effective_ein_issuing_country().to_string());
     }
@@ -166,7 +173,9 @@ pub fn drift(profile: &BusinessProfile, plivo: &Profile) -> Drift {
 /// Plivo echoes values with other case and spacing than it was sent, so
 /// strings are compared trimmed and without regard to ASCII case.
 fn same(desired: &str, actual: Option<&str>) -> bool {
-    desired.trim().eq_ignore_ascii_case(actual.unwrap_or_default().trim())
+    desired
+        .trim()
+        .eq_ignore_ascii_case(actual.unwrap_or_default().trim())
 }
 
 fn digits(text: &str) -> String {
@@ -182,7 +191,10 @@ fn same_address(desired: &plivo::Address, actual: Option<&plivo::Address>) -> bo
         && same(&desired.country, Some(&actual.country))
 }
 
-fn same_contact(desired: &plivo::AuthorizedContact, actual: Option<&plivo::AuthorizedContact>) -> bool {
+fn same_contact(
+    desired: &plivo::AuthorizedContact,
+    actual: Option<&plivo::AuthorizedContact>,
+) -> bool {
     let Some(actual) = actual else { return false };
     same(&desired.first_name, Some(&actual.first_name))
         && same(&desired.last_name, Some(&actual.last_name))

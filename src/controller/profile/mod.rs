@@ -35,7 +35,8 @@ pub async fn reconcile(profile: Arc<BusinessProfile>, ctx: Arc<Context>) -> Resu
     let started = std::time::Instant::now();
     let result = dispatch(&profile, &ctx).await;
     let label = if result.is_ok() { "success" } else { "error" };
-    ctx.metrics.reconcile_finished(KIND, label, started.elapsed());
+    ctx.metrics
+        .reconcile_finished(KIND, label, started.elapsed());
     if result.is_ok() {
         ctx.record_success(profile.as_ref());
     }
@@ -51,7 +52,9 @@ async fn dispatch(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Er
         return cleanup(profile, ctx).await;
     }
     if !finalizer::has_finalizer(profile) {
-        finalizer::add(&api, profile).await.map_err(Error::kube("add the finalizer"))?;
+        finalizer::add(&api, profile)
+            .await
+            .map_err(Error::kube("add the finalizer"))?;
         return Ok(Action::await_change());
     }
     apply(profile, ctx).await
@@ -66,7 +69,11 @@ struct Draft<'a> {
 
 impl<'a> Draft<'a> {
     fn new(profile: &'a BusinessProfile, ctx: &Context) -> Self {
-        Self { profile, status: profile.status.clone().unwrap_or_default(), now: ctx.now() }
+        Self {
+            profile,
+            status: profile.status.clone().unwrap_or_default(),
+            now: ctx.now(),
+        }
     }
 
     fn generation(&self) -> Option<i64> {
@@ -86,21 +93,46 @@ impl<'a> Draft<'a> {
     }
 
     /// Records a failure that says nothing about the profile at Plivo, then writes.
-    async fn finish_unsynced(mut self, ctx: &Context, reason: Reason, message: &str) -> Result<(), Error> {
+    async fn finish_unsynced(
+        mut self,
+        ctx: &Context,
+        reason: Reason,
+        message: &str,
+    ) -> Result<(), Error> {
         let generation = self.generation();
-        let moved = apply_sync_failure(&mut self.status.conditions, reason, message, generation, &self.now);
+        let moved = apply_sync_failure(
+            &mut self.status.conditions,
+            reason,
+            message,
+            generation,
+            &self.now,
+        );
         self.write(ctx).await?;
         if moved {
-            publish(&ctx.recorder, self.profile, reason != Reason::Paused, reason, reason.as_str(), message).await;
+            publish(
+                &ctx.recorder,
+                self.profile,
+                reason != Reason::Paused,
+                reason,
+                reason.as_str(),
+                message,
+            )
+            .await;
         }
         Ok(())
     }
 
     async fn write(&self, ctx: &Context) -> Result<(), Error> {
         let api = ctx.api::<BusinessProfile>(&self.profile.namespace().unwrap_or_default());
-        write_status(&api, self.profile, self.profile.status.as_ref(), &self.status, false)
-            .await
-            .map_err(Error::kube("write the status"))?;
+        write_status(
+            &api,
+            self.profile,
+            self.profile.status.as_ref(),
+            &self.status,
+            false,
+        )
+        .await
+        .map_err(Error::kube("write the status"))?;
         Ok(())
     }
 }
@@ -111,7 +143,11 @@ async fn apply(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Error
 
     if is_paused(profile) {
         draft
-            .finish_unsynced(ctx, Reason::Paused, "The callerreputation.io/paused annotation is \"true\"; remove it to resume.")
+            .finish_unsynced(
+                ctx,
+                Reason::Paused,
+                "The callerreputation.io/paused annotation is \"true\"; remove it to resume.",
+            )
             .await?;
         return Ok(Action::await_change());
     }
@@ -121,7 +157,9 @@ async fn apply(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Error
             "BusinessProfile {winner} already manages EIN {} on this Plivo account, and Plivo allows one profile per EIN; delete this resource or reference {winner} from the numbers.",
             profile.spec.ein
         );
-        draft.finish(ctx, Outcome::stuck(Reason::DuplicateEin, message)).await?;
+        draft
+            .finish(ctx, Outcome::stuck(Reason::DuplicateEin, message))
+            .await?;
         return Ok(Action::requeue(RECHECK_BLOCKED));
     }
 
@@ -130,10 +168,21 @@ async fn apply(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Error
         return Ok(Action::requeue(ctx.resync()));
     }
 
-    let account = match ctx.account(&profile.namespace().unwrap_or_default(), profile.spec.credentials_secret_ref.as_ref()).await {
+    let account = match ctx
+        .account(
+            &profile.namespace().unwrap_or_default(),
+            profile.spec.credentials_secret_ref.as_ref(),
+        )
+        .await
+    {
         Ok((account, _)) => account,
         Err(error) if error.is_user_error() => {
-            draft.finish(ctx, Outcome::waiting(Reason::CredentialsMissing, error.to_string())).await?;
+            draft
+                .finish(
+                    ctx,
+                    Outcome::waiting(Reason::CredentialsMissing, error.to_string()),
+                )
+                .await?;
             return Ok(Action::await_change());
         }
         Err(error) => return Err(Error::Credentials(error)),
@@ -147,7 +196,9 @@ async fn apply(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Error
         }
         Err(create::Blocked::Retry(error)) => {
             let message = super::error::chain(&error);
-            draft.finish_unsynced(ctx, Reason::PlivoUnavailable, &message).await?;
+            draft
+                .finish_unsynced(ctx, Reason::PlivoUnavailable, &message)
+                .await?;
             return Err(error);
         }
     };
@@ -157,7 +208,9 @@ async fn apply(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Error
         Ok(None) => Outcome::ready(found.reason, found.message()),
         Err(error) => {
             let message = super::error::chain(&error);
-            draft.finish_unsynced(ctx, Reason::PlivoUnavailable, &message).await?;
+            draft
+                .finish_unsynced(ctx, Reason::PlivoUnavailable, &message)
+                .await?;
             return Err(error);
         }
     };
@@ -168,7 +221,11 @@ async fn apply(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Error
 }
 
 /// Sends the fields that drifted; returns an outcome when the profile cannot be brought in line.
-async fn sync_fields(profile: &BusinessProfile, account: &Account, plivo: &Profile) -> Result<Option<Outcome>, Error> {
+async fn sync_fields(
+    profile: &BusinessProfile,
+    account: &Account,
+    plivo: &Profile,
+) -> Result<Option<Outcome>, Error> {
     let drift = desired::drift(profile, plivo);
     if !drift.immutable.is_empty() {
         let message = format!(
@@ -180,8 +237,14 @@ async fn sync_fields(profile: &BusinessProfile, account: &Account, plivo: &Profi
     if drift.update.is_empty() {
         return Ok(None);
     }
-    match account.update_profile(&plivo.profile_uuid, &drift.update).await {
-        Ok(_) => Ok(Some(Outcome::ready(Reason::Updated, format!("Updated Plivo profile {}.", plivo.profile_uuid)))),
+    match account
+        .update_profile(&plivo.profile_uuid, &drift.update)
+        .await
+    {
+        Ok(_) => Ok(Some(Outcome::ready(
+            Reason::Updated,
+            format!("Updated Plivo profile {}.", plivo.profile_uuid),
+        ))),
         Err(error) if error.is_retryable() => Err(Error::Plivo(error)),
         Err(error) => Ok(Some(Outcome::stuck(
             Reason::InvalidProfile,
@@ -193,8 +256,12 @@ async fn sync_fields(profile: &BusinessProfile, account: &Account, plivo: &Profi
 /// Whether the profile was checked at Plivo recently enough that a trigger
 /// which changed nothing in it (a number added, a Secret touched) needs no Plivo call.
 fn is_fresh(profile: &BusinessProfile, ctx: &Context, draft: &Draft<'_>) -> bool {
-    let Some(status) = &profile.status else { return false };
-    let Some(last_sync) = &status.last_sync_time else { return false };
+    let Some(status) = &profile.status else {
+        return false;
+    };
+    let Some(last_sync) = &status.last_sync_time else {
+        return false;
+    };
     status.observed_generation == profile.metadata.generation
         && is_condition_true(&status.conditions, ConditionType::Ready)
         && is_condition_true(&status.conditions, ConditionType::Synced)
@@ -214,11 +281,19 @@ fn users(profile: &BusinessProfile, ctx: &Context) -> Vec<String> {
     ctx.all_numbers()
         .into_iter()
         .filter(|number| match number.spec.profile_source() {
-            Some(ProfileSource::Reference(reference)) => number.namespace() == namespace && reference == name,
+            Some(ProfileSource::Reference(reference)) => {
+                number.namespace() == namespace && reference == name
+            }
             Some(ProfileSource::Uuid(direct)) => uuid.as_deref() == Some(direct),
             None => false,
         })
-        .map(|number| format!("{}/{}", number.namespace().unwrap_or_default(), number.name_any()))
+        .map(|number| {
+            format!(
+                "{}/{}",
+                number.namespace().unwrap_or_default(),
+                number.name_any()
+            )
+        })
         .collect()
 }
 
@@ -241,7 +316,13 @@ async fn duplicate_ein_winner(profile: &BusinessProfile, ctx: &Context) -> Optio
         .filter(|other| other.spec.ein_digits().ok().as_deref() == Some(ein.as_str()))
         .filter(|other| account_of(other) == own_account)
         .filter(|other| desired::claims_first(other, profile))
-        .map(|other| format!("{}/{}", other.namespace().unwrap_or_default(), other.name_any()))
+        .map(|other| {
+            format!(
+                "{}/{}",
+                other.namespace().unwrap_or_default(),
+                other.name_any()
+            )
+        })
         .next()
 }
 
@@ -249,7 +330,9 @@ async fn cleanup(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Err
     let api = ctx.api::<BusinessProfile>(&profile.namespace().unwrap_or_default());
     let policy = profile.spec.deletion_policy.unwrap_or_default();
     if policy == ProfileDeletionPolicy::Orphan {
-        finalizer::remove(&api, profile).await.map_err(Error::kube("remove the finalizer"))?;
+        finalizer::remove(&api, profile)
+            .await
+            .map_err(Error::kube("remove the finalizer"))?;
         return Ok(Action::await_change());
     }
 
@@ -269,21 +352,49 @@ async fn cleanup(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Err
         );
         let generation = draft.generation();
         let now = draft.now.clone();
-        let moved = set_condition(&mut draft.status.conditions, ConditionType::InUse, true, Reason::InUse, message.clone(), generation, now);
+        let moved = set_condition(
+            &mut draft.status.conditions,
+            ConditionType::InUse,
+            true,
+            Reason::InUse,
+            message.clone(),
+            generation,
+            now,
+        );
         draft.status.numbers = Some(users.len() as i32);
         draft.write(ctx).await?;
         if moved {
-            publish(&ctx.recorder, profile, false, Reason::InUse, "Delete", &message).await;
+            publish(
+                &ctx.recorder,
+                profile,
+                false,
+                Reason::InUse,
+                "Delete",
+                &message,
+            )
+            .await;
         }
         return Ok(Action::requeue(RECHECK_BLOCKED));
     }
     remove_condition(&mut draft.status.conditions, ConditionType::InUse);
 
-    let account = match ctx.account(&profile.namespace().unwrap_or_default(), profile.spec.credentials_secret_ref.as_ref()).await {
+    let account = match ctx
+        .account(
+            &profile.namespace().unwrap_or_default(),
+            profile.spec.credentials_secret_ref.as_ref(),
+        )
+        .await
+    {
         Ok((account, _)) => account,
         Err(error) if error.is_user_error() => {
             draft
-                .finish(ctx, Outcome::waiting(Reason::CredentialsMissing, format!("Deletion waits for credentials: {error}")))
+                .finish(
+                    ctx,
+                    Outcome::waiting(
+                        Reason::CredentialsMissing,
+                        format!("Deletion waits for credentials: {error}"),
+                    ),
+                )
                 .await?;
             return Ok(Action::requeue(RECHECK_BLOCKED));
         }
@@ -296,17 +407,33 @@ async fn cleanup(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Err
             Err(crate::plivo::Error::NotFound { .. }) => {}
             Err(error) if error.is_retryable() => {
                 let message = format!("Deletion waits: {}", super::error::chain(&error));
-                draft.finish_unsynced(ctx, Reason::PlivoUnavailable, &message).await?;
+                draft
+                    .finish_unsynced(ctx, Reason::PlivoUnavailable, &message)
+                    .await?;
                 return Err(Error::Plivo(error));
             }
             Err(error) => {
-                let message = format!("Deletion waits: Plivo refused to delete profile {uuid}: {error}. Delete it in the Plivo console, or set deletionPolicy: Orphan.");
-                draft.finish(ctx, Outcome::stuck(Reason::PlivoError, message)).await?;
+                let message = format!(
+                    "Deletion waits: Plivo refused to delete profile {uuid}: {error}. Delete it in the Plivo console, or set deletionPolicy: Orphan."
+                );
+                draft
+                    .finish(ctx, Outcome::stuck(Reason::PlivoError, message))
+                    .await?;
                 return Ok(Action::requeue(RECHECK_BLOCKED));
             }
         }
-        publish(&ctx.recorder, profile, false, Reason::Deleting, "Delete", &format!("Deleted Plivo profile {uuid}.")).await;
+        publish(
+            &ctx.recorder,
+            profile,
+            false,
+            Reason::Deleting,
+            "Delete",
+            &format!("Deleted Plivo profile {uuid}."),
+        )
+        .await;
     }
-    finalizer::remove(&api, profile).await.map_err(Error::kube("remove the finalizer"))?;
+    finalizer::remove(&api, profile)
+        .await
+        .map_err(Error::kube("remove the finalizer"))?;
     Ok(Action::await_change())
 }
