@@ -1,1 +1,3 @@
 //! Plivo REST client.
+
+pub mod signature;
