@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 
 use caller_reputation_operator::plivo::signature::verify_v3;
 use caller_reputation_operator::sandbox::{
-    CommitThenFail, FaultConfig, NumberType, RunningSandbox, Sandbox, SandboxConfig, SeedNumber,
-    TlsConfig,
+    FaultConfig, NumberType, RunningSandbox, Sandbox, SandboxConfig, SeedNumber, TlsConfig,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -147,12 +147,16 @@ async fn process(
     next: Next,
     killer: Option<&ConnectionKiller>,
 ) -> (Option<Response>, Served) {
-    if let Err(response) = authenticate(shared, &route.account, request.headers()) {
-        let status = response.status().as_u16();
+    if let Err(message) = authenticate(shared, &route.account, request.headers()) {
+        let response = (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({ "error": message })),
+        )
+            .into_response();
         return (
             Some(response),
             Served {
-                status,
+                status: 401,
                 fault: None,
             },
         );
@@ -269,16 +273,13 @@ fn with_retry_after(mut response: Response, retry_after_s: Option<u64>) -> Respo
 }
 
 /// Checks HTTP Basic credentials against the path's account.
-fn authenticate(shared: &Shared, account: &str, headers: &HeaderMap) -> Result<(), Response> {
-    let unauthorized = |message: &str| {
-        (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(json!({ "error": message })),
-        )
-            .into_response()
-    };
+///
+/// # Errors
+/// The `error` text of Plivo's 401 body.
+fn authenticate(shared: &Shared, account: &str, headers: &HeaderMap) -> Result<(), &'static str> {
+    const MISSING: &str = "authentication credentials were not provided";
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(unauthorized("authentication credentials were not provided"));
+        return Err(MISSING);
     };
     let credentials = value
         .to_str()
@@ -291,11 +292,11 @@ fn authenticate(shared: &Shared, account: &str, headers: &HeaderMap) -> Result<(
         })
         .and_then(|decoded| String::from_utf8(decoded).ok());
     let Some(credentials) = credentials else {
-        return Err(unauthorized("authentication credentials were not provided"));
+        return Err(MISSING);
     };
     let (user, password) = credentials.split_once(':').unwrap_or((&credentials, ""));
     if user != account || !shared.token_matches(account, password) {
-        return Err(unauthorized("invalid credentials"));
+        return Err("invalid credentials");
     }
     Ok(())
 }
