@@ -33,7 +33,6 @@ mod page;
 mod profile;
 mod retry;
 pub mod signature;
-pub mod signature;
 
 #[cfg(test)]
 mod tests;
