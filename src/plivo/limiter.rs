@@ -44,19 +44,23 @@ impl WindowLimiter {
         }
     }
 
-    /// Waits until one more request fits into the window and returns its slot and the time waited.
+    /// Waits until one more request fits into the window and returns its slot and the time waited
+    /// (zero when a permit was free).
     pub(crate) async fn acquire(&self) -> (Slot, Duration) {
+        let slot = |permit| Slot {
+            permit: Some(permit),
+            window: self.window,
+        };
+        if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
+            return (slot(permit), Duration::ZERO);
+        }
         let started = Instant::now();
         let permit = Arc::clone(&self.permits)
             .acquire_owned()
             .await
             // The semaphore is never closed, so acquiring cannot fail.
             .expect("limiter semaphore is never closed");
-        let slot = Slot {
-            permit: Some(permit),
-            window: self.window,
-        };
-        (slot, started.elapsed())
+        (slot(permit), started.elapsed())
     }
 }
 

@@ -33,6 +33,9 @@ mod page;
 mod profile;
 mod retry;
 
+#[cfg(test)]
+mod tests;
+
 pub use client::{Account, ClientConfig, Credentials, PlivoClient, install_crypto_provider};
 pub use error::{Error, MAX_MESSAGE_BYTES, Operation};
 pub use number::{
