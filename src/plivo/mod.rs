@@ -5,7 +5,7 @@
 //! [`Account`] handle whose methods map one-to-one to Plivo endpoints. Every failure is one [`Error`]
 //! variant that says whether a retry can help; the client already repeats idempotent calls on 429,
 //! 5xx and transport errors with jittered exponential backoff. The Auth Token never appears in
-//! `Debug` output, error text or logs.
+//! `Debug` output, error text or logs. [`signature`] checks the signatures of Plivo's status callbacks.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), caller_reputation_operator::plivo::Error> {
@@ -32,6 +32,7 @@ mod observer;
 mod page;
 mod profile;
 mod retry;
+pub mod signature;
 
 #[cfg(test)]
 mod tests;
