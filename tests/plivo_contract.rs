@@ -186,7 +186,7 @@ async fn requests_use_trailing_slash_and_digits() {
 }
 
 #[tokio::test]
-async fn second_profile_with_same_ein_is_rejected_with_plivo_text() {
+async fn duplicate_ein_keeps_plivo_text() {
     let fixture = start(sandbox_config(), |_| {}).await;
     fixture
         .account
@@ -456,7 +456,7 @@ async fn burst_of_400_requests_gets_no_429() {
 async fn sandbox_429_without_retry_after_is_rate_limited() {
     let mut config = sandbox_config();
     config.rate_limit = Some(3);
-    // The client believes in a higher limit than the server enforces.
+    // The client is configured with a higher limit than the sandbox enforces.
     let fixture = start(config, |client| client.max_retries = 0).await;
     for _ in 0..3 {
         fixture.account.get_number(LOCAL).await.unwrap();
@@ -534,7 +534,7 @@ async fn reads_survive_30_percent_server_errors() {
     assert_eq!(page.items.len(), 4);
     let records = fixture.sandbox.requests();
     let injected = records.iter().filter(|record| record.status == 503).count();
-    eprintln!("{} requests, {injected} answered 503", records.len());
+    eprintln!("{} requests, {injected} got an injected 503", records.len());
     assert!(
         injected > 0,
         "no fault was injected in {} requests",
@@ -543,7 +543,7 @@ async fn reads_survive_30_percent_server_errors() {
 }
 
 #[tokio::test]
-async fn create_is_not_repeated_when_it_may_have_succeeded() {
+async fn committed_create_is_not_repeated() {
     let fixture = start(sandbox_config(), |_| {}).await;
     fixture.sandbox.set_faults(
         AUTH_ID,
@@ -618,7 +618,7 @@ async fn dropped_connections_are_transport_errors() {
 }
 
 #[tokio::test]
-async fn slow_answers_time_out() {
+async fn slow_responses_time_out() {
     let fixture = start(sandbox_config(), |client| {
         client.timeout = Duration::from_millis(300);
         client.max_retries = 0;

@@ -33,7 +33,7 @@ impl Seen {
     }
 }
 
-/// A scripted answer.
+/// A scripted response.
 #[derive(Clone)]
 struct Canned {
     status: u16,
@@ -83,7 +83,7 @@ impl Server {
             seen: Mutex::new(Vec::new()),
         });
         let app = axum::Router::new()
-            .fallback(answer)
+            .fallback(respond_scripted)
             .with_state(Arc::clone(&script));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -94,12 +94,12 @@ impl Server {
         }
     }
 
-    /// Answers every request with the same reply.
+    /// Starts a server that sends the same response to every request.
     async fn always(canned: Canned) -> Self {
         Self::start(move |_, _| canned.clone()).await
     }
 
-    /// Answers the requests in order with `replies`, repeating the last one.
+    /// Starts a server that sends `replies` in order, repeating the last one.
     async fn sequence(replies: Vec<Canned>) -> Self {
         Self::start(move |_, index| replies[index.min(replies.len() - 1)].clone()).await
     }
@@ -127,7 +127,7 @@ fn client_for(base_url: &Url, adjust: impl FnOnce(&mut ClientConfig)) -> PlivoCl
     PlivoClient::new(config).unwrap()
 }
 
-async fn answer(
+async fn respond_scripted(
     State(script): State<Arc<Script>>,
     method: Method,
     uri: Uri,
@@ -438,7 +438,7 @@ async fn bad_arguments_are_rejected_before_sending() {
 }
 
 #[tokio::test]
-async fn error_answers_are_classified() {
+async fn error_responses_are_classified() {
     let cases = [
         (404, "{}", "not_found"),
         (404, r#"{"api_id":"x","error":"not found"}"#, "not_found"),
@@ -683,13 +683,13 @@ async fn unreachable_server_is_a_transport_error() {
     );
 }
 
-/// Serves `answers` one after another on a single keep-alive connection, writing raw bytes so that
+/// Sends `responses` one after another on a single keep-alive connection, writing raw bytes so that
 /// a 204 can carry a body as Plivo's does.
-async fn raw_server(answers: Vec<String>) -> Url {
+async fn raw_server(responses: Vec<String>) -> Url {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        let mut answers = answers.into_iter();
+        let mut responses = responses.into_iter();
         while let Ok((mut stream, _)) = listener.accept().await {
             let mut buffer = Vec::new();
             let mut chunk = [0u8; 4096];
@@ -698,10 +698,10 @@ async fn raw_server(answers: Vec<String>) -> Url {
                 // Requests in this test carry no body, so a blank line ends each one.
                 while let Some(end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
                     buffer.drain(..end + 4);
-                    let Some(answer) = answers.next() else {
+                    let Some(response) = responses.next() else {
                         return;
                     };
-                    if stream.write_all(answer.as_bytes()).await.is_err() {
+                    if stream.write_all(response.as_bytes()).await.is_err() {
                         break;
                     }
                 }
@@ -711,7 +711,7 @@ async fn raw_server(answers: Vec<String>) -> Url {
     Url::parse(&format!("http://{address}")).unwrap()
 }
 
-fn raw_answer(status_line: &str, body: &str) -> String {
+fn raw_response(status_line: &str, body: &str) -> String {
     format!(
         "HTTP/1.1 {status_line}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
@@ -720,11 +720,11 @@ fn raw_answer(status_line: &str, body: &str) -> String {
 
 #[tokio::test]
 async fn no_content_with_a_body_is_tolerated() {
-    let deleted = raw_answer(
+    let deleted = raw_response(
         "204 No Content",
         r#"{"api_id":"x","message":"Profile deleted successfully."}"#,
     );
-    let number = raw_answer("200 OK", r#"{"number":"14155550100"}"#);
+    let number = raw_response("200 OK", r#"{"number":"14155550100"}"#);
     let base_url = raw_server(vec![deleted, number.clone(), number]).await;
     let account = client_for(&base_url, |config| config.max_retries = 0)
         .account(Credentials::new(AUTH_ID, TOKEN));
