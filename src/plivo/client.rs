@@ -2,7 +2,7 @@
 //!
 //! [`PlivoClient`] owns one connection pool and one rate limiter per Auth ID. [`Account`] is a cheap
 //! handle for one set of credentials; every Plivo call goes through [`Account::execute`], which waits
-//! for the limiter, sends the request, classifies the answer and repeats it when that is safe.
+//! for the limiter, sends the request, classifies the response and repeats it when that is safe.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -148,7 +148,7 @@ impl PlivoClient {
         self
     }
 
-    /// The configuration the client was created with.
+    /// Returns the configuration the client was created with.
     pub fn config(&self) -> &ClientConfig {
         &self.shared.config
     }
@@ -242,15 +242,15 @@ pub(crate) struct Call<'a> {
     pub operation: Operation,
 }
 
-/// A 2xx answer.
+/// A 2xx response.
 pub(crate) struct Reply {
     pub status: StatusCode,
     pub body: Vec<u8>,
 }
 
-/// What one attempt produced.
+/// Result of one attempt: a response of any status, or a transport error.
 enum Attempt {
-    Answer {
+    Response {
         status: StatusCode,
         headers: HeaderMap,
         body: Vec<u8>,
@@ -277,56 +277,54 @@ impl Account {
                 "http.status" = tracing::field::Empty,
             );
             let attempt = self.attempt(&call, &url).instrument(span.clone()).await;
-            let _entered = span.enter();
 
-            let (outcome, retry_after) = match &attempt {
-                Attempt::Answer { status, .. } if status.is_success() => {
-                    let Attempt::Answer { status, body, .. } = attempt else {
-                        unreachable!("matched an answer above")
-                    };
+            let (error, retry_after, allowed) = match attempt {
+                Attempt::Response { status, body, .. } if status.is_success() => {
                     return Ok(Reply { status, body });
                 }
-                Attempt::Answer {
-                    status, headers, ..
+                Attempt::Response {
+                    status,
+                    headers,
+                    body,
                 } => {
-                    let retry_after = retry::retry_after(headers);
-                    (Outcome::Status(*status), retry_after)
+                    let retry_after = retry::retry_after(&headers);
+                    let allowed = retry::may_retry(call.idempotency, Outcome::Status(status));
+                    let error =
+                        Error::from_response(call.operation.clone(), status, retry_after, &body);
+                    (error, retry_after, allowed)
                 }
-                Attempt::Failed(error) => (Outcome::Transport(error), None),
+                Attempt::Failed(source) => {
+                    let allowed = retry::may_retry(call.idempotency, Outcome::Transport(&source));
+                    let error = Error::Transport {
+                        operation: call.operation.clone(),
+                        source: source.without_url(),
+                    };
+                    (error, None, allowed)
+                }
             };
 
-            let delay = (retry < max_retries && retry::may_retry(call.idempotency, outcome))
+            let delay = (allowed && retry < max_retries)
                 .then(|| retry::delay(retry, retry_after))
                 .flatten();
-            let error = match attempt {
-                Attempt::Answer {
-                    status,
-                    body,
-                    headers: _,
-                } => Error::from_response(call.operation.clone(), status, retry_after, &body),
-                Attempt::Failed(source) => Error::Transport {
-                    operation: call.operation.clone(),
-                    source: source.without_url(),
-                },
-            };
             let Some(delay) = delay else {
                 return Err(error);
             };
 
-            tracing::warn!(
-                error = %error,
+            span.in_scope(|| {
+                tracing::warn!(
+                    error = %error,
                 error.kind = error.kind(),
                 retry_after_s = retry_after.map(|after| after.as_secs()),
                 delay_ms = delay.as_millis() as u64,
-                "Retrying Plivo request"
-            );
-            drop(_entered);
+                    "Retrying Plivo request"
+                );
+            });
             tokio::time::sleep(delay).await;
             retry += 1;
         }
     }
 
-    /// One HTTP exchange, bounded by the rate limiter and the client timeout.
+    /// Sends one HTTP request, bounded by the rate limiter and the client timeout.
     async fn attempt(&self, call: &Call<'_>, url: &Url) -> Attempt {
         let (slot, waited) = self.limiter.acquire().await;
         if !waited.is_zero() {
@@ -366,7 +364,7 @@ impl Account {
                 MAX_ERROR_BODY_BYTES
             };
             let body = read_body(response, limit).await?;
-            Ok::<_, reqwest::Error>(Attempt::Answer {
+            Ok::<_, reqwest::Error>(Attempt::Response {
                 status,
                 headers,
                 body,
@@ -374,11 +372,11 @@ impl Account {
         }
         .await;
         let elapsed = started.elapsed();
-        // The permit returns one window after the answer, see the limiter's guarantee.
+        // The permit returns one window after the response, as the limiter's guarantee requires.
         drop(slot);
 
         let status = match &result {
-            Ok(Attempt::Answer { status, .. }) => Some(status.as_u16()),
+            Ok(Attempt::Response { status, .. }) => Some(status.as_u16()),
             _ => None,
         };
         if let Some(status) = status {

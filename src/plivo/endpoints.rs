@@ -17,7 +17,7 @@ use super::retry::Idempotency;
 /// make the client loop forever.
 const MAX_LISTED_ITEMS: u32 = 100_000;
 
-/// Answer of profile get and update: `{"api_id", "profile": {…}}`.
+/// Response body of profile get and update: `{"api_id", "profile": {…}}`.
 #[derive(Deserialize)]
 struct ProfileBody {
     #[serde(default)]
@@ -29,8 +29,8 @@ impl Account {
     ///
     /// # Errors
     ///
-    /// Never repeated after a 5xx or a timeout, because Plivo may have created the profile; the caller
-    /// should look it up (one profile per EIN) before creating again.
+    /// A 5xx or a timeout is not retried, because Plivo may have created the profile anyway. The caller
+    /// should look the profile up (Plivo allows one per EIN) before it creates again.
     pub async fn create_profile(&self, request: &CreateProfile) -> Result<String, Error> {
         #[derive(Deserialize)]
         struct Created {
@@ -135,7 +135,7 @@ impl Account {
         let reply = self.execute(call).await?;
         match profile_in(&operation, &reply)? {
             Some(profile) => Ok(profile),
-            // Plivo documents the updated object in the answer; read it back if it is missing.
+            // Plivo documents the updated object in the response, so read it back if it is missing.
             None => self.get_profile(uuid).await,
         }
     }
@@ -209,7 +209,7 @@ impl Account {
         }
     }
 
-    /// Changes a phone number (e.g. switches Caller Reputation); Plivo answers 202 without the new
+    /// Changes a phone number (e.g. switches Caller Reputation); Plivo responds 202 without the new
     /// state, so read the number back with [`Account::get_number`].
     pub async fn update_number(&self, number: &str, request: &UpdateNumber) -> Result<(), Error> {
         let action = if request.profile_uuid().is_some() {
@@ -234,7 +234,8 @@ impl Account {
 }
 
 fn json_body<T: serde::Serialize>(request: &T) -> Vec<u8> {
-    // Request types are plain structs of strings, so serialising them cannot fail.
+    // Request types contain only strings, options and nested structs of strings, so serialising
+    // them cannot fail.
     serde_json::to_vec(request).expect("request types serialise to JSON")
 }
 
@@ -251,7 +252,7 @@ fn missing(operation: &Operation, reply: &Reply, field: &str) -> Error {
     Error::Decode {
         operation: operation.clone(),
         status: reply.status.as_u16(),
-        message: format!("the answer has no `{field}`"),
+        message: format!("the response has no `{field}`"),
     }
 }
 

@@ -1,6 +1,6 @@
 //! The one error type of the Plivo client, classified once from the HTTP outcome.
 //!
-//! Each variant tells the caller what to do: retry later ([`Error::is_retryable`]), fix the input, or fix
+//! Each variant shows the caller what to do: retry later ([`Error::is_retryable`]), fix the input, or fix
 //! the credentials. Plivo's error bodies are not uniform (`error` may be a string or a nested object, some
 //! resources use `error_message`, a 404 may carry `{}`), so the message is extracted leniently and cut to
 //! [`MAX_MESSAGE_BYTES`] before it is stored.
@@ -26,7 +26,7 @@ impl Operation {
         Self { action, object }
     }
 
-    /// The action without the object, e.g. `get number`.
+    /// Returns the action without the object, e.g. `get number`.
     pub fn action(&self) -> &'static str {
         self.action
     }
@@ -73,13 +73,13 @@ pub enum Error {
         message: String,
     },
 
-    /// Plivo answered `invalid_profile_uuid`: the profile UUID is invalid or does not exist.
+    /// Plivo responded `invalid_profile_uuid`: the profile UUID is invalid or does not exist.
     #[error(
         "{operation}: Plivo reports the profile UUID as invalid or unknown (invalid_profile_uuid)"
     )]
     InvalidProfileUuid { operation: Operation },
 
-    /// Plivo answered `number_not_eligible`: Caller Reputation covers only US local and toll-free numbers.
+    /// Plivo responded `number_not_eligible`: Caller Reputation covers only US local and toll-free numbers.
     #[error(
         "{operation}: the number is not eligible for Caller Reputation (number_not_eligible); \
          only US local and toll-free numbers are"
@@ -99,7 +99,7 @@ pub enum Error {
         message: String,
     },
 
-    /// Plivo's rate limit answered (HTTP 429) and the client's own retries are used up.
+    /// Plivo's rate limit rejected the request (HTTP 429) and the client's own retries are used up.
     #[error("{operation}: rate limited by Plivo (HTTP 429){}", retry_hint(*retry_after))]
     RateLimited {
         operation: Operation,
@@ -122,7 +122,7 @@ pub enum Error {
         source: reqwest::Error,
     },
 
-    /// Plivo answered with a body the client cannot read (unexpected JSON shape, status or size).
+    /// Plivo responded with a body the client cannot read (unexpected JSON shape, status or size).
     #[error("{operation}: unexpected response (HTTP {status}): {message}")]
     Decode {
         operation: Operation,
@@ -132,7 +132,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether the same call may succeed later without any change: 429, 5xx and transport errors.
+    /// Returns whether the same call may succeed later without any change: 429, 5xx and transport errors.
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
@@ -140,7 +140,7 @@ impl Error {
         )
     }
 
-    /// The delay Plivo asked for in `Retry-After`, if it sent one.
+    /// Returns the delay Plivo requested in `Retry-After`, if it sent one.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::RateLimited { retry_after, .. } => *retry_after,
@@ -148,7 +148,7 @@ impl Error {
         }
     }
 
-    /// A stable short name of the variant, for metric labels and condition reasons.
+    /// Returns a stable short name of the variant, for metric labels and condition reasons.
     pub fn kind(&self) -> &'static str {
         match self {
             Error::InvalidArgument { .. } => "invalid_argument",
@@ -165,7 +165,7 @@ impl Error {
         }
     }
 
-    /// The operation that failed.
+    /// Returns the operation that failed.
     pub fn operation(&self) -> &Operation {
         match self {
             Error::InvalidArgument { operation, .. }
@@ -182,7 +182,7 @@ impl Error {
         }
     }
 
-    /// Classifies a non-2xx answer from its status, `Retry-After` and body.
+    /// Classifies a non-2xx response from its status, `Retry-After` and body.
     pub(crate) fn from_response(
         operation: Operation,
         status: StatusCode,
@@ -338,7 +338,7 @@ mod tests {
     }
 
     #[test]
-    fn message_of_non_json_body_is_kept_as_text() {
+    fn non_json_body_is_kept_as_text() {
         assert_eq!(
             error_message(b"<html>Bad Gateway</html>\n"),
             "<html>Bad Gateway</html>"

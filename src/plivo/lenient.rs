@@ -80,7 +80,7 @@ macro_rules! lenient_enum {
         }
 
         impl $name {
-            /// The value as Plivo writes it on the wire.
+            /// Returns the value as Plivo writes it on the wire.
             pub fn as_str(&self) -> &str {
                 match self {
                     $( Self::$variant => $wire, )+

@@ -1,9 +1,9 @@
 //! Client-side rate limiter for one Plivo account: at most N requests in any sliding window.
 //!
 //! Plivo allows 300 requests per 5 seconds per account and counts them in a sliding window. A GCRA
-//! limiter with a burst of N (as `governor` offers) admits up to 2N requests in some windows, so this
-//! module uses N permits instead, each held from the moment a request is sent until one window after
-//! its response arrived.
+//! limiter with a burst of N (as `governor` offers) admits up to 2N requests in some windows. This
+//! module therefore uses N permits, and a request holds one from the moment it is sent until one
+//! window after its response arrived.
 //!
 //! # Guarantees
 //!
@@ -44,19 +44,23 @@ impl WindowLimiter {
         }
     }
 
-    /// Waits until one more request fits into the window and returns its slot and the time waited.
+    /// Waits until one more request fits into the window and returns its slot and the time waited
+    /// (zero when a permit was free).
     pub(crate) async fn acquire(&self) -> (Slot, Duration) {
+        let slot = |permit| Slot {
+            permit: Some(permit),
+            window: self.window,
+        };
+        if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
+            return (slot(permit), Duration::ZERO);
+        }
         let started = Instant::now();
         let permit = Arc::clone(&self.permits)
             .acquire_owned()
             .await
-            // The semaphore is never closed, so acquiring cannot fail.
+            // No code path calls `close` on the semaphore, so acquiring cannot fail.
             .expect("limiter semaphore is never closed");
-        let slot = Slot {
-            permit: Some(permit),
-            window: self.window,
-        };
-        (slot, started.elapsed())
+        (slot(permit), started.elapsed())
     }
 }
 
@@ -66,7 +70,7 @@ impl Drop for Slot {
             return;
         };
         let window = self.window;
-        // Outside a runtime (process shutdown) nobody can wait for the permit any more.
+        // Outside a runtime (process shutdown) no request can wait for the permit any more.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 tokio::time::sleep(window).await;

@@ -1,6 +1,6 @@
 //! Typed client of Plivo's Profile and Number APIs, used by the controllers.
 //!
-//! [`PlivoClient`] holds one HTTP connection pool and a client-side rate limiter per Auth ID (300
+//! [`PlivoClient`] owns one HTTP connection pool and a client-side rate limiter per Auth ID (300
 //! requests per sliding 5 s by default, Plivo's documented limit). [`PlivoClient::account`] returns an
 //! [`Account`] handle whose methods map one-to-one to Plivo endpoints. Every failure is one [`Error`]
 //! variant that says whether a retry can help; the client already repeats idempotent calls on 429,

@@ -88,7 +88,7 @@ pub struct Number {
     pub resource_uri: Option<String>,
 }
 
-/// Query of `GET /Number/`. [`Default`] asks for the first page of 20 numbers of any type.
+/// Query of `GET /Number/`. [`Default`] requests the first page of 20 numbers of any type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListNumbers {
     /// Page size, 1 to 20.
@@ -158,7 +158,7 @@ enum Switch {
     Disabled,
 }
 
-/// Body of `POST /Number/{number}/`. Plivo answers 202 without the new state, so read the number back.
+/// Body of `POST /Number/{number}/`. Plivo responds 202 without the new state, so read the number back.
 ///
 /// Build it with a constructor; the fields stay private so that more keys can be added later.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -197,7 +197,7 @@ impl UpdateNumber {
         }
     }
 
-    /// The profile UUID sent with an enable, if any.
+    /// Returns the profile UUID sent with an enable, if any.
     pub fn profile_uuid(&self) -> Option<&str> {
         self.profile_uuid.as_deref()
     }

@@ -6,11 +6,11 @@ use std::time::Duration;
 ///
 /// Implementations must be cheap: they run on the request path.
 pub trait RequestObserver: Send + Sync {
-    /// An attempt finished. `endpoint` is a template such as `GET /Number/{number}/`; `status` is
+    /// Records a finished attempt. `endpoint` is a template such as `GET /Number/{number}/`; `status` is
     /// `None` when no response arrived (timeout, connection error).
     fn request_finished(&self, endpoint: &'static str, status: Option<u16>, elapsed: Duration);
 
-    /// A request of `account` (its Auth ID) waited `waited` for the client-side rate limiter.
+    /// Records that a request of `account` (its Auth ID) waited `waited` for the client-side limiter.
     fn rate_limit_waited(&self, account: &str, waited: Duration);
 }
 

@@ -1,4 +1,4 @@
-//! One page of a Plivo list answer and its pagination metadata.
+//! One page of a Plivo list response and its pagination metadata.
 
 use serde::Deserialize;
 
@@ -31,9 +31,9 @@ pub struct Meta {
 }
 
 impl<T> Page<T> {
-    /// Whether a page after this one exists, given that this page started at `offset`.
+    /// Returns whether a page after this one exists, given that this page started at `offset`.
     ///
-    /// `next` decides when present; without it, `total_count` decides; an empty page is always last.
+    /// `next` decides when present, otherwise `total_count` decides. An empty page is always last.
     pub fn has_more(&self, offset: u32) -> bool {
         if self.items.is_empty() {
             return false;
@@ -48,7 +48,7 @@ impl<T> Page<T> {
     }
 }
 
-/// Wire shape of a list answer; the collection key differs per resource.
+/// Wire shape of a list response. The collection key differs per resource.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ListBody<T> {
     #[serde(default)]
@@ -107,7 +107,7 @@ mod tests {
     }
 
     #[test]
-    fn list_body_reads_objects_or_profiles_and_sparse_meta() {
+    fn list_body_reads_both_collection_keys() {
         let numbers: ListBody<serde_json::Value> = serde_json::from_value(serde_json::json!({
             "api_id": "x", "meta": {"limit": 20, "offset": 0, "next": null, "total_count": 1},
             "objects": [{"number": "1"}]

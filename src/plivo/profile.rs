@@ -115,7 +115,7 @@ pub struct UpdateProfile {
 }
 
 impl UpdateProfile {
-    /// Whether the update would send no field at all (Plivo's SDKs refuse such an update).
+    /// Returns whether the update would send no field at all (Plivo's SDKs reject such an update).
     pub fn is_empty(&self) -> bool {
         *self == UpdateProfile::default()
     }

@@ -21,14 +21,14 @@ pub(crate) enum Idempotency {
     NotIdempotent,
 }
 
-/// What an attempt's outcome allows the client to do next.
+/// Outcome of one attempt, as far as the retry decision needs it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Outcome<'a> {
     Status(StatusCode),
     Transport(&'a reqwest::Error),
 }
 
-/// Whether the attempt may be repeated.
+/// Returns whether the attempt may be repeated.
 ///
 /// A create is repeated only when Plivo cannot have acted on it: after a 429 (rejected before any
 /// processing) or when the connection was never established. 5xx and timeouts may follow a
