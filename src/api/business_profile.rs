@@ -214,6 +214,8 @@ pub struct BusinessProfileSpec {
     /// When set, the fields Plivo needs to create a profile become optional,
     /// and fields that are set are applied to the adopted profile. Cannot be
     /// changed or removed once set.
+    // NOTE: Plivo's docs and SDK fixtures show profile UUIDs in the standard
+    // 8-4-4-4-12 hex form; the pattern rejects any other spelling.
     #[serde(
         rename = "profileUUID",
         default,
@@ -353,6 +355,8 @@ pub enum ProfileDeletionPolicy {
 }
 
 /// Registered address of a business.
+// Plivo publishes no length limits for address fields; these maxima are this
+// project's, chosen to keep CEL cost bounded and typos visible at apply time.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = crate::api::schema::drop_nullable_options)]
