@@ -477,6 +477,9 @@ pub struct CreationIntent {
 
 impl BusinessProfile {
     /// Returns the Plivo profile alias: `spec.profileAlias`, or `<namespace>-<name>` when unset.
+    ///
+    /// The default is not shortened, so it can exceed the 100 characters the schema
+    /// allows for an explicit alias; Plivo publishes no limit for the alias.
     pub fn effective_alias(&self) -> String {
         if let Some(alias) = &self.spec.profile_alias {
             return alias.clone();
