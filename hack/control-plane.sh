@@ -147,11 +147,21 @@ running_pid() {
 	[[ -f $dir/$name.pid ]] || return 1
 	pid=$(<"$dir/$name.pid")
 	[[ $pid =~ ^[0-9]+$ ]] || return 1
-	[[ -r /proc/$pid/cmdline ]] || return 1
+	process_alive "$pid" || return 1
 	local cmdline
 	cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
 	[[ $cmdline == *"/$name "* && $cmdline == *"$dir/"* ]] || return 1
 	echo "$pid"
+}
+
+# Tells whether PID runs. A zombie counts as gone: it has exited and only waits for init, the
+# parent of every detached server, to reap it.
+process_alive() {
+	local pid=$1 stat
+	stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+	# The state follows the parenthesised command name, which may itself contain spaces.
+	stat=${stat##*) }
+	[[ ${stat%% *} != Z ]]
 }
 
 # Sends SIGTERM, waits up to the stop timeout, then sends SIGKILL and waits for the exit.
@@ -161,13 +171,13 @@ stop_process() {
 		log "stopping $name (pid $pid)"
 		kill -TERM "$pid" 2>/dev/null || true
 		local deadline=$((SECONDS + stop_timeout))
-		while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+		while process_alive "$pid" && ((SECONDS < deadline)); do
 			sleep 0.1
 		done
-		if kill -0 "$pid" 2>/dev/null; then
+		if process_alive "$pid"; then
 			log "$name (pid $pid) ignored SIGTERM for ${stop_timeout}s, sending SIGKILL"
 			kill -KILL "$pid" 2>/dev/null || true
-			while kill -0 "$pid" 2>/dev/null; do
+			while process_alive "$pid"; do
 				sleep 0.1
 			done
 		fi
@@ -181,8 +191,18 @@ launch() {
 	local dir=$1 name=$2
 	local -a args
 	mapfile -t args <"$dir/$name.args"
-	setsid "$(cache_dir)/bin/$name" "${args[@]}" </dev/null >>"$dir/logs/$name.log" 2>&1 &
-	echo $! >"$dir/$name.pid"
+	local binary
+	binary=$(cache_dir)/bin/$name
+	setsid "$binary" "${args[@]}" </dev/null >>"$dir/logs/$name.log" 2>&1 &
+	local pid=$!
+	echo "$pid" >"$dir/$name.pid"
+	# Until the background shell has executed the binary, the PID shows this script's command
+	# line, and running_pid would take the server for dead.
+	local deadline=$((SECONDS + 5))
+	while [[ $(readlink "/proc/$pid/exe" 2>/dev/null) != "$binary" ]] && process_alive "$pid"; do
+		((SECONDS < deadline)) || die "$name (pid $pid) did not start within 5s"
+		sleep 0.01
+	done
 }
 
 tail_log() {

@@ -12,7 +12,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
-kubernetes_version=${1:-$(awk '{ for (i = 1; i < NF; i++) if ($i == "k8s.io/kubernetes") { print $(i + 1); exit } }' go.mod)}
+kubernetes_version=${1:-$(awk '$1 == "k8s.io/kubernetes" { print $2; exit } $1 == "require" && $2 == "k8s.io/kubernetes" { print $3; exit }' go.mod)}
 if [[ ! $kubernetes_version =~ ^v1\.[0-9]+\.[0-9]+$ ]]; then
 	echo "gen-go-mod.sh: invalid Kubernetes version '$kubernetes_version' (expected v1.MINOR.PATCH)" >&2
 	exit 2
