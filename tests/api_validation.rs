@@ -6,9 +6,13 @@ mod support;
 
 use std::path::Path;
 
-use caller_reputation_operator::api::{BusinessProfile, CallerReputationNumber};
+use caller_reputation_operator::api::{
+    BusinessProfile, BusinessProfileStatus, CallerReputationNumber, ConditionType, CreationIntent,
+    Reason, set_condition,
+};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Api, Client, CustomResourceExt};
 use serde_json::{Value, json};
@@ -527,4 +531,57 @@ async fn every_example_applies() {
         }
     }
     assert!(applied >= 6, "only {applied} example objects applied");
+}
+
+#[tokio::test]
+async fn typed_status_round_trips() {
+    // The controllers write status through these types, so the apiserver must store
+    // exactly what they serialize: times, the conditions list-map and renamed fields.
+    let namespace = support::namespace("api-status").await;
+    support::install_crds(&namespace.client).await;
+    let dynamic = dynamic_api(&namespace.client, &namespace.name, Kind::Profile);
+    create(&dynamic, &named(valid_profile(), "acme"))
+        .await
+        .expect("valid profile is accepted");
+
+    let now = Time(k8s_openapi::jiff::Timestamp::from_second(1_800_000_000).unwrap());
+    let mut status = BusinessProfileStatus {
+        profile_uuid: Some("00000000-0000-4000-8000-000000000001".into()),
+        observed_generation: Some(1),
+        numbers: Some(2),
+        last_sync_time: Some(now.clone()),
+        creation_intent: Some(CreationIntent {
+            profile_alias: "ns-acme".into(),
+            ein: "123456789".into(),
+            requested_at: now.clone(),
+        }),
+        ..Default::default()
+    };
+    set_condition(
+        &mut status.conditions,
+        ConditionType::Ready,
+        true,
+        Reason::Created,
+        "Profile created",
+        Some(1),
+        now.clone(),
+    );
+    set_condition(
+        &mut status.conditions,
+        ConditionType::Synced,
+        true,
+        Reason::Reconciled,
+        "In sync",
+        Some(1),
+        now,
+    );
+
+    let api = Api::<BusinessProfile>::namespaced(namespace.client.clone(), &namespace.name);
+    let patch = json!({"status": status});
+    api.patch_status("acme", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("the status is accepted");
+
+    let stored = api.get("acme").await.expect("the profile is readable");
+    assert_eq!(stored.status, Some(status));
 }

@@ -201,7 +201,7 @@ pub struct BusinessProfileSpec {
     pub authorized_contact: Option<AuthorizedContact>,
 
     /// Business e-mail address for carrier contact, at most 255 characters.
-    /// Plivo asks for it for `PUBLIC` entities.
+    /// Plivo expects it for `PUBLIC` entities.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(
         validation = Rule::new("self.matches('^[^@ ]+@[^@ ]+[.][^@ ]+$')")
@@ -214,6 +214,8 @@ pub struct BusinessProfileSpec {
     /// When set, the fields Plivo needs to create a profile become optional,
     /// and fields that are set are applied to the adopted profile. Cannot be
     /// changed or removed once set.
+    // NOTE: Plivo's docs and SDK fixtures show profile UUIDs in the standard
+    // 8-4-4-4-12 hex form; the pattern rejects any other spelling.
     #[serde(
         rename = "profileUUID",
         default,
@@ -229,10 +231,10 @@ pub struct BusinessProfileSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<CredentialsSecretRef>,
 
-    /// What happens to the Plivo profile when this object is deleted:
-    /// `Orphan` (default) keeps it at Plivo; `Delete` deletes it once no
-    /// CallerReputationNumber refers to this object. Plivo never deletes the
-    /// account's primary profile.
+    /// Action on the Plivo profile when this object is deleted. `Orphan`
+    /// (default) keeps the profile at Plivo. `Delete` deletes it once no
+    /// CallerReputationNumber refers to this object. Plivo rejects deleting
+    /// the account's primary profile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<ProfileDeletionPolicy>,
 }
@@ -342,7 +344,7 @@ pub enum Seniority {
     Other,
 }
 
-/// What the operator does with the Plivo profile when the BusinessProfile is deleted.
+/// Action the operator takes on the Plivo profile when a BusinessProfile is deleted.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 pub enum ProfileDeletionPolicy {
     // Keep the Plivo profile; the safe default because a profile may back
@@ -353,6 +355,8 @@ pub enum ProfileDeletionPolicy {
 }
 
 /// Registered address of a business.
+// Plivo publishes no length limits for address fields; these maxima are this
+// project's, chosen to keep CEL cost bounded and typos visible at apply time.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = crate::api::schema::drop_nullable_options)]
@@ -449,7 +453,7 @@ pub struct BusinessProfileStatus {
     pub last_sync_time: Option<Time>,
 
     /// Profile create request in flight, written by the operator just before
-    /// it asks Plivo to create the profile and removed once the UUID is in
+    /// it sends Plivo the create request and removed once the UUID is in
     /// `profileUUID`. If the operator restarts in between, it looks the
     /// profile up by this alias and EIN instead of creating a second one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -473,6 +477,9 @@ pub struct CreationIntent {
 
 impl BusinessProfile {
     /// Returns the Plivo profile alias: `spec.profileAlias`, or `<namespace>-<name>` when unset.
+    ///
+    /// The default is not shortened, so it can exceed the 100 characters the schema
+    /// allows for an explicit alias; Plivo publishes no limit for the alias.
     pub fn effective_alias(&self) -> String {
         if let Some(alias) = &self.spec.profile_alias {
             return alias.clone();
@@ -488,9 +495,9 @@ impl BusinessProfileSpec {
     /// Parses `ein` into an [`Ein`].
     ///
     /// # Errors
-    /// Returns [`EinError`] when `ein` is not 9 digits with an optional dash;
-    /// the CRD rejects such values, so this happens only for objects stored
-    /// before that rule existed.
+    /// Returns [`EinError`] when `ein` is not 9 digits with an optional dash.
+    /// The CRD rejects such values, so only objects stored before that rule
+    /// existed can fail.
     pub fn parsed_ein(&self) -> Result<Ein, EinError> {
         Ein::parse(&self.ein)
     }

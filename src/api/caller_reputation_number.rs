@@ -131,8 +131,8 @@ pub struct CallerReputationNumberSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<CredentialsSecretRef>,
 
-    /// What happens at Plivo when this object is deleted: `Disable` (default)
-    /// disables Caller Reputation on the number; `Orphan` leaves it enabled.
+    /// Action at Plivo when this object is deleted. `Disable` (default)
+    /// disables Caller Reputation on the number. `Orphan` leaves it enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<NumberDeletionPolicy>,
 }
@@ -147,7 +147,7 @@ pub struct ProfileRef {
     pub name: String,
 }
 
-/// Where Plivo sends Caller Reputation status changes of the number.
+/// Destination of Plivo's notifications about Caller Reputation status changes of the number.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = crate::api::schema::drop_nullable_options)]
@@ -174,7 +174,7 @@ pub enum CallbackMethod {
     Post,
 }
 
-/// What the operator does at Plivo when a CallerReputationNumber is deleted.
+/// Action the operator takes at Plivo when a CallerReputationNumber is deleted.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 pub enum NumberDeletionPolicy {
     #[default]
@@ -211,7 +211,7 @@ pub struct CallerReputationNumberStatus {
     pub observed_generation: Option<i64>,
 
     /// Current state: `Ready` (registration active, or disabled as the spec
-    /// asks), `Synced` (the last attempt to apply the spec succeeded) and
+    /// requests), `Synced` (the last attempt to apply the spec succeeded) and
     /// `Stalled` (the operator waits for a change by the user). Written by the operator.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
@@ -284,8 +284,8 @@ impl CallerReputationNumberSpec {
     /// Parses `number` into a [`PhoneNumber`].
     ///
     /// # Errors
-    /// Returns [`PhoneNumberError`] when `number` is not `+1` and 10 digits; the
-    /// CRD rejects such values, so this happens only for objects stored before that rule existed.
+    /// Returns [`PhoneNumberError`] when `number` is not `+1` and 10 digits.
+    /// The CRD rejects such values, so only objects stored before that rule existed can fail.
     pub fn phone_number(&self) -> Result<PhoneNumber, PhoneNumberError> {
         PhoneNumber::parse(&self.number)
     }

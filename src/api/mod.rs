@@ -30,8 +30,8 @@ pub use caller_reputation_number::{
     ProfileRef, ProfileSource, StatusCallback,
 };
 pub use conditions::{
-    ConditionType, KStatus, Reason, find_condition, is_condition_true, kstatus, remove_condition,
-    set_condition,
+    ConditionType, KStatus, MAX_CONDITION_MESSAGE_BYTES, Reason, find_condition, is_condition_true,
+    kstatus, remove_condition, set_condition,
 };
 pub use credentials::{CredentialsSecretRef, DEFAULT_AUTH_ID_KEY, DEFAULT_AUTH_TOKEN_KEY};
 pub use ein::{Ein, EinError};
