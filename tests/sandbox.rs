@@ -290,7 +290,8 @@ async fn second_profile_with_same_ein_is_rejected() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let text = error["error"].as_str().unwrap();
-    assert!(text.contains("EIN") && text.contains("123456789"), "{text}");
+    assert!(text.contains("EIN"), "{text}");
+    assert!(text.contains("123456789"), "{text}");
 
     let other = Api::for_account(&sandbox, OTHER, OTHER_TOKEN);
     let (status, _) = other
@@ -793,8 +794,8 @@ struct Received {
     params: Vec<(String, String)>,
 }
 
-/// Starts a callback receiver on 127.0.0.1 that answers `failures` requests
-/// with 500, then 200.
+/// Starts a callback receiver on 127.0.0.1 that responds 500 to the first
+/// `failures` requests, then 200.
 async fn start_receiver(failures: usize) -> (String, Arc<Mutex<Vec<Received>>>) {
     use axum::extract::Request;
     let received = Arc::new(Mutex::new(Vec::new()));
@@ -958,6 +959,7 @@ async fn get_callbacks_carry_signed_query() {
                "caller_reputation_callback_method": "GET"}),
     )
     .await;
+
     let seen = wait_for_callbacks(&received, 1).await;
     let callback = &seen[0];
     assert_eq!(callback.method, "GET");
@@ -966,6 +968,7 @@ async fn get_callbacks_carry_signed_query() {
         "{}",
         callback.url
     );
+
     let nonce = header(callback, "x-plivo-signature-v3-nonce");
     let signature = header(callback, "x-plivo-signature-v3");
     assert!(verify_v3(

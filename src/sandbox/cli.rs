@@ -92,7 +92,7 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "PATH", requires = "tls_self_signed")]
     pub tls_cert_out: Option<PathBuf>,
 
-    /// Fraction (0.0 to 1.0) of every account's requests answered with
+    /// Fraction (0.0 to 1.0) of every account's requests that get
     /// --fault-status instead of being processed.
     #[arg(long = "fault-5xx-ratio", value_name = "RATIO", default_value_t = 0.0)]
     pub fault_5xx_ratio: f64,

@@ -4,7 +4,7 @@
 //! A [`FaultConfig`] is the JSON body of `PUT /_sandbox/faults/{account}` and
 //! what the `--fault-*` flags set for every account at start. Endpoint filters
 //! are written as `METHOD /path/suffix/`, for example `POST /Number/{number}/`
-//! or `GET /Profile/`; a filter without a method matches every method, and a
+//! or `GET /Profile/`. A filter without a method matches every method, and a
 //! missing filter matches every endpoint.
 
 use std::time::Duration;
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct FaultConfig {
-    /// Fraction (0.0 to 1.0) of matching requests answered with `error_status`
+    /// Fraction (0.0 to 1.0) of matching requests that get `error_status`
     /// without being processed.
     pub error_ratio: f64,
     /// Status of injected errors: 500, 502, 503 or 429; 500 when absent.
@@ -32,8 +32,8 @@ pub struct FaultConfig {
     pub latency_ms: u64,
     /// Endpoint filter for `latency_ms`.
     pub latency_endpoint: Option<String>,
-    /// Requests that are processed (and their change kept) but then answered
-    /// with an error or a dropped connection.
+    /// Requests that are processed (and their change kept) but then get an
+    /// error or a dropped connection.
     pub commit_then_fail: Option<CommitThenFail>,
     /// Size in bytes that injected error bodies are padded to.
     pub error_body_bytes: Option<usize>,
@@ -63,16 +63,16 @@ fn one() -> f64 {
     1.0
 }
 
-/// How a faulted request ends.
+/// Ending of a faulted request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Answer with this status and a Plivo-shaped error body.
+    /// Respond with this status and a Plivo-shaped error body.
     Status(u16),
     /// Close the connection without a response.
     Drop,
 }
 
-/// What the fault layer does with one request, decided before it runs.
+/// Fault decisions for one request, made before it runs.
 #[derive(Debug, Default, PartialEq)]
 pub struct FaultPlan {
     /// Delay before processing.

@@ -65,7 +65,7 @@ pub fn classify(path: &str) -> Option<Route> {
     Some(Route { account, template })
 }
 
-/// How a request ended, for the log.
+/// Final status and fault of a request, for the log.
 struct Served {
     status: u16,
     fault: Option<&'static str>,

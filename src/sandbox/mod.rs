@@ -9,8 +9,8 @@
 //!
 //! - one profile per EIN per account (a second create answers 400 naming the EIN);
 //! - only US `local` and `tollfree` numbers may enable Caller Reputation
-//!   (others answer 400 `number_not_eligible`); an unknown profile or one of
-//!   another account answers 400 `invalid_profile_uuid`;
+//!   (others get 400 `number_not_eligible`); an unknown profile or one of
+//!   another account gets 400 `invalid_profile_uuid`;
 //! - `caller_reputation_status` goes `null` → `PENDING` on enable, then
 //!   `ACTIVE` or `FAILED` after the activation delay; enabling with another
 //!   profile starts `PENDING` again; enabling again with the same profile

@@ -143,7 +143,7 @@ pub struct Effects {
     pub decisions: Vec<DecisionJob>,
 }
 
-/// Why a Plivo API request is rejected; each becomes a Plivo-shaped error.
+/// Rejection reasons of Plivo API requests, each rendered as a Plivo-shaped error.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ApiError {
     #[error("Invalid request parameter(s) - {0}")]
@@ -161,7 +161,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// Returns the HTTP status Plivo answers with.
+    /// Returns the HTTP status Plivo responds with.
     pub fn status(&self) -> u16 {
         match self {
             Self::ProfileNotFound | Self::NumberNotFound => 404,
@@ -437,8 +437,9 @@ impl State {
         Ok(effects)
     }
 
-    /// An enable with the current profile restarts registration only after a
-    /// failure that the profile has since been updated to address.
+    /// Returns whether an enable with `uuid` leaves the number as it is. The
+    /// current profile restarts registration only after a `FAILED` status that
+    /// the profile was updated after.
     fn enable_changes_nothing(&self, number: &str, uuid: &str) -> bool {
         let Some(entry) = self.numbers.get(number) else {
             return false;
