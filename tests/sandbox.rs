@@ -721,6 +721,41 @@ async fn endpoint_faults_error_drop_and_delay() {
 }
 
 #[tokio::test]
+async fn fault_budget_fails_next_requests_only() {
+    let sandbox = start(config()).await;
+    let api = Api::new(&sandbox);
+    api.admin(
+        reqwest::Method::PUT,
+        &format!("_sandbox/faults/{ACCOUNT}"),
+        Some(json!({"error_ratio": 1.0, "error_status": 429, "retry_after_s": 2, "remaining": 2})),
+    )
+    .await;
+
+    for _ in 0..2 {
+        let response = api
+            .http
+            .get(api.url("Number/"))
+            .basic_auth(ACCOUNT, Some(TOKEN))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()["retry-after"], "2");
+    }
+    assert_eq!(api.get("Number/").await.0, StatusCode::OK);
+
+    let faults = api
+        .admin(
+            reqwest::Method::GET,
+            &format!("_sandbox/faults/{ACCOUNT}"),
+            None,
+        )
+        .await;
+    assert_eq!(faults["remaining"], 0);
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
 async fn commit_then_fail_keeps_the_change() {
     let sandbox = start(config()).await;
     let api = Api::new(&sandbox);

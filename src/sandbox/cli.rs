@@ -135,7 +135,8 @@ Admin endpoints (JSON, no credentials):
                                                drop_ratio, drop_endpoint, latency_ms,
                                                latency_endpoint, commit_then_fail:
                                                {endpoint, ratio, status},
-                                               error_body_bytes, retry_after_s}
+                                               error_body_bytes, retry_after_s,
+                                               remaining}
   DELETE /_sandbox/faults/{account}
 Endpoint filters look like \"POST /Number/{number}/\" or \"/Profile/\".";
 

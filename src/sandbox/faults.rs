@@ -40,6 +40,10 @@ pub struct FaultConfig {
     /// `Retry-After` value, in seconds, sent with injected 429 and 503
     /// responses and with rate-limit 429 responses.
     pub retry_after_s: Option<u64>,
+    /// Number of requests that may still get an error, a drop or "commit then
+    /// fail"; each faulted request lowers it by one. Unlimited when absent.
+    /// Latency is not counted.
+    pub remaining: Option<u32>,
 }
 
 /// The "commit then fail" fault: the change is applied, then the response is
@@ -116,8 +120,23 @@ impl FaultConfig {
     }
 
     /// Decides the faults for one request to `endpoint` (`METHOD /template/`),
-    /// drawing random numbers from `draw` (uniform in 0.0..1.0).
-    pub fn plan(&self, endpoint: &str, mut draw: impl FnMut() -> f64) -> FaultPlan {
+    /// drawing random numbers from `draw` (uniform in 0.0..1.0), and counts
+    /// the request against `remaining` when it is faulted.
+    pub fn plan(&mut self, endpoint: &str, draw: impl FnMut() -> f64) -> FaultPlan {
+        let mut plan = self.plan_unlimited(endpoint, draw);
+        let faulted = plan.instead.is_some() || plan.after.is_some();
+        match &mut self.remaining {
+            Some(0) => {
+                plan.instead = None;
+                plan.after = None;
+            }
+            Some(remaining) if faulted => *remaining -= 1,
+            Some(_) | None => {}
+        }
+        plan
+    }
+
+    fn plan_unlimited(&self, endpoint: &str, mut draw: impl FnMut() -> f64) -> FaultPlan {
         let mut plan = FaultPlan::default();
 
         if self.latency_ms > 0 && endpoint_matches(self.latency_endpoint.as_deref(), endpoint) {
@@ -213,7 +232,7 @@ mod tests {
 
     #[test]
     fn full_ratio_always_fails_without_drawing() {
-        let faults = FaultConfig {
+        let mut faults = FaultConfig {
             error_ratio: 1.0,
             error_status: Some(503),
             ..FaultConfig::default()
@@ -224,7 +243,7 @@ mod tests {
 
     #[test]
     fn commit_then_fail_applies_only_to_its_endpoint() {
-        let faults = FaultConfig {
+        let mut faults = FaultConfig {
             commit_then_fail: Some(CommitThenFail {
                 endpoint: Some("POST /Number/{number}/".to_string()),
                 ratio: 1.0,
@@ -237,6 +256,28 @@ mod tests {
             Some(Outcome::Drop)
         );
         assert_eq!(faults.plan(GET_NUMBER, || 0.0).after, None);
+    }
+
+    #[test]
+    fn remaining_limits_faulted_requests() {
+        let mut faults = FaultConfig {
+            error_ratio: 1.0,
+            latency_ms: 5,
+            remaining: Some(2),
+            ..FaultConfig::default()
+        };
+        let outcomes: Vec<Option<Outcome>> = (0..3)
+            .map(|_| faults.plan(GET_NUMBER, || 0.0).instead)
+            .collect();
+        assert_eq!(
+            outcomes,
+            [Some(Outcome::Status(500)), Some(Outcome::Status(500)), None]
+        );
+        assert_eq!(faults.remaining, Some(0));
+        assert_eq!(
+            faults.plan(GET_NUMBER, || 0.0).latency,
+            Duration::from_millis(5)
+        );
     }
 
     #[test]

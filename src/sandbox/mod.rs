@@ -36,7 +36,7 @@
 //! | `DELETE /_sandbox/requests` | | empties the request log |
 //! | `GET /_sandbox/callbacks` | | every callback attempt: number, url, status sent, attempt, response status or error |
 //! | `POST /_sandbox/reset` | | seed numbers only, no profiles, empty logs, start-up faults |
-//! | `POST /_sandbox/numbers` | `{"account","number","type","country"}` or a list | rents numbers (201) |
+//! | `POST /_sandbox/numbers` | `{"account","number","type","country"}` or a list | rents numbers (201); a rented number changed to an ineligible type or country reads `NOT_ENROLLED` |
 //! | `DELETE /_sandbox/numbers/{number}` | | unrents a number |
 //! | `POST /_sandbox/numbers/{number}/decision` | `{"status":"ACTIVE"}` (or `FAILED`, `NOT_ENROLLED`, `PENDING`) | sets the status now, ending any pending decision |
 //! | `POST /_sandbox/numbers/{number}/disable` | | Caller Reputation off (`null`, no profile) |

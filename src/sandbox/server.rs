@@ -26,7 +26,7 @@ use tower::ServiceExt as _;
 
 use super::callbacks::{self, DeliveryRecord};
 use super::config::{SandboxConfig, SeedNumber, TlsConfig};
-use super::faults::{FaultConfig, InvalidFault};
+use super::faults::{FaultConfig, FaultPlan, InvalidFault};
 use super::rate_limit::RateLimiter;
 use super::request_log::RequestLog;
 use super::state::{DecisionJob, DecisionRules, Effects, State};
@@ -163,6 +163,17 @@ impl Shared {
             .unwrap_or_else(|| self.default_faults.clone())
     }
 
+    /// Decides the faults for one request of `account` and counts it against
+    /// the account's `remaining` budget.
+    pub(crate) fn plan_faults(&self, account: &str, endpoint: &str) -> (FaultConfig, FaultPlan) {
+        let mut all = lock(&self.faults);
+        let faults = all
+            .entry(account.to_string())
+            .or_insert_with(|| self.default_faults.clone());
+        let plan = faults.plan(endpoint, rand::random::<f64>);
+        (faults.clone(), plan)
+    }
+
     /// Replaces the faults of `account`.
     pub(crate) fn set_faults(&self, account: &str, faults: FaultConfig) {
         lock(&self.faults).insert(account.to_string(), faults);
@@ -270,7 +281,7 @@ fn seeded_state(seeds: &[SeedNumber]) -> Result<State, Error> {
     let today = jiff::Zoned::now().date().to_string();
     for seed in seeds {
         state
-            .add_number(seed, &today)
+            .add_number(seed, &today, &mut Effects::default())
             .map_err(Error::InvalidSeedNumber)?;
     }
     Ok(state)
