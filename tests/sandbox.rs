@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use caller_reputation_operator::plivo::signature::verify_v3;
+use caller_reputation_operator::sandbox::state::CrStatus;
 use caller_reputation_operator::sandbox::{
     FaultConfig, NumberType, RunningSandbox, Sandbox, SandboxConfig, SeedNumber, TlsConfig,
 };
@@ -1225,6 +1226,28 @@ async fn admin_changes_state_behind_the_operator() {
         .await;
     assert_eq!(state["profiles"].as_array().unwrap().len(), 0);
     assert_eq!(state["numbers"].as_array().unwrap().len(), 4);
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn in_process_helpers_seed_and_decide() {
+    let sandbox = start(config()).await;
+    let api = Api::new(&sandbox);
+    sandbox
+        .add_number(&seed("+12065550100", NumberType::Local, "US"))
+        .unwrap();
+    let uuid = api.create_profile("acme", "123456789").await;
+    api.enable("12065550100", &uuid).await;
+
+    assert!(sandbox.force_status("+12065550100", CrStatus::Failed));
+    assert_eq!(api.status_of("12065550100").await, "FAILED");
+    assert!(!sandbox.force_status("19999999999", CrStatus::Active));
+
+    let unknown = SeedNumber {
+        account: "MAUNKNOWN00000000000".to_string(),
+        ..seed("12065550101", NumberType::Local, "US")
+    };
+    assert!(sandbox.add_number(&unknown).is_err());
     sandbox.shutdown().await;
 }
 

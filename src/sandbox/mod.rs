@@ -18,10 +18,11 @@
 //!   since; disabling returns to `null` and clears `profile_uuid`; deleting a
 //!   profile disables its numbers. Profiles whose EIN is in the fail list, or
 //!   that have no website when so configured, fail;
-//! - a status callback (see [`callbacks`]) on every status change;
+//! - a signed status callback on every status change (see [`callbacks`]);
 //! - 300 requests per account in any 5-second window (429 `too many requests`).
 //!
-//! Paths without the trailing slash answer 404 (see [`api`]).
+//! Paths without the trailing slash get 404 `not found`: Plivo's behaviour
+//! there is unknown, and a client that drops the slash should fail in tests.
 //!
 //! # Admin endpoints
 //!
