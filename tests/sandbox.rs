@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use caller_reputation_operator::plivo::signature::verify_v3;
+use caller_reputation_operator::sandbox::state::CrStatus;
 use caller_reputation_operator::sandbox::{
     FaultConfig, NumberType, RunningSandbox, Sandbox, SandboxConfig, SeedNumber, TlsConfig,
 };
@@ -290,7 +291,8 @@ async fn second_profile_with_same_ein_is_rejected() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let text = error["error"].as_str().unwrap();
-    assert!(text.contains("EIN") && text.contains("123456789"), "{text}");
+    assert!(text.contains("EIN"), "{text}");
+    assert!(text.contains("123456789"), "{text}");
 
     let other = Api::for_account(&sandbox, OTHER, OTHER_TOKEN);
     let (status, _) = other
@@ -720,6 +722,41 @@ async fn endpoint_faults_error_drop_and_delay() {
 }
 
 #[tokio::test]
+async fn fault_budget_fails_next_requests_only() {
+    let sandbox = start(config()).await;
+    let api = Api::new(&sandbox);
+    api.admin(
+        reqwest::Method::PUT,
+        &format!("_sandbox/faults/{ACCOUNT}"),
+        Some(json!({"error_ratio": 1.0, "error_status": 429, "retry_after_s": 2, "remaining": 2})),
+    )
+    .await;
+
+    for _ in 0..2 {
+        let response = api
+            .http
+            .get(api.url("Number/"))
+            .basic_auth(ACCOUNT, Some(TOKEN))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()["retry-after"], "2");
+    }
+    assert_eq!(api.get("Number/").await.0, StatusCode::OK);
+
+    let faults = api
+        .admin(
+            reqwest::Method::GET,
+            &format!("_sandbox/faults/{ACCOUNT}"),
+            None,
+        )
+        .await;
+    assert_eq!(faults["remaining"], 0);
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
 async fn commit_then_fail_keeps_the_change() {
     let sandbox = start(config()).await;
     let api = Api::new(&sandbox);
@@ -793,8 +830,8 @@ struct Received {
     params: Vec<(String, String)>,
 }
 
-/// Starts a callback receiver on 127.0.0.1 that answers `failures` requests
-/// with 500, then 200.
+/// Starts a callback receiver on 127.0.0.1 that responds 500 to the first
+/// `failures` requests, then 200.
 async fn start_receiver(failures: usize) -> (String, Arc<Mutex<Vec<Received>>>) {
     use axum::extract::Request;
     let received = Arc::new(Mutex::new(Vec::new()));
@@ -958,6 +995,7 @@ async fn get_callbacks_carry_signed_query() {
                "caller_reputation_callback_method": "GET"}),
     )
     .await;
+
     let seen = wait_for_callbacks(&received, 1).await;
     let callback = &seen[0];
     assert_eq!(callback.method, "GET");
@@ -966,6 +1004,7 @@ async fn get_callbacks_carry_signed_query() {
         "{}",
         callback.url
     );
+
     let nonce = header(callback, "x-plivo-signature-v3-nonce");
     let signature = header(callback, "x-plivo-signature-v3");
     assert!(verify_v3(
@@ -1187,6 +1226,28 @@ async fn admin_changes_state_behind_the_operator() {
         .await;
     assert_eq!(state["profiles"].as_array().unwrap().len(), 0);
     assert_eq!(state["numbers"].as_array().unwrap().len(), 4);
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn in_process_helpers_seed_and_decide() {
+    let sandbox = start(config()).await;
+    let api = Api::new(&sandbox);
+    sandbox
+        .add_number(&seed("+12065550100", NumberType::Local, "US"))
+        .unwrap();
+    let uuid = api.create_profile("acme", "123456789").await;
+    api.enable("12065550100", &uuid).await;
+
+    assert!(sandbox.force_status("+12065550100", CrStatus::Failed));
+    assert_eq!(api.status_of("12065550100").await, "FAILED");
+    assert!(!sandbox.force_status("19999999999", CrStatus::Active));
+
+    let unknown = SeedNumber {
+        account: "MAUNKNOWN00000000000".to_string(),
+        ..seed("12065550101", NumberType::Local, "US")
+    };
+    assert!(sandbox.add_number(&unknown).is_err());
     sandbox.shutdown().await;
 }
 

@@ -65,7 +65,7 @@ pub fn classify(path: &str) -> Option<Route> {
     Some(Route { account, template })
 }
 
-/// How a request ended, for the log.
+/// Final status and fault of a request, for the log.
 struct Served {
     status: u16,
     fault: Option<&'static str>,
@@ -162,13 +162,12 @@ async fn process(
         );
     }
 
-    let faults = shared.faults_for(&route.account);
     if let Some(limit) = shared.rate_limit {
         let accepted = lock(&shared.limiter).try_acquire(&route.account, limit, Instant::now());
         if !accepted {
             let response = with_retry_after(
                 plivo_error(StatusCode::TOO_MANY_REQUESTS, "too many requests", None),
-                faults.retry_after_s,
+                shared.faults_for(&route.account).retry_after_s,
             );
             return (
                 Some(response),
@@ -180,7 +179,7 @@ async fn process(
         }
     }
 
-    let plan = faults.plan(endpoint, rand::random::<f64>);
+    let (faults, plan) = shared.plan_faults(&route.account, endpoint);
     if plan.latency > Duration::ZERO {
         tokio::time::sleep(plan.latency).await;
     }
