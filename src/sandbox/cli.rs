@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::config::{SandboxConfig, SeedNumber, TlsConfig};
-use super::faults::FaultConfig;
+use super::faults::{ALLOWED_ERROR_STATUSES, FaultConfig};
 use super::server::Sandbox;
 
 /// Flags of `caller-reputation-operator sandbox`.
@@ -92,13 +92,13 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "PATH", requires = "tls_self_signed")]
     pub tls_cert_out: Option<PathBuf>,
 
-    /// Fraction (0.0 to 1.0) of every account's requests answered with
+    /// Fraction (0.0 to 1.0) of every account's requests that get
     /// --fault-status instead of being processed.
-    #[arg(long = "fault-5xx-ratio", value_name = "RATIO", default_value_t = 0.0)]
+    #[arg(long = "fault-5xx-ratio", value_name = "RATIO", default_value_t = 0.0, value_parser = parse_ratio)]
     pub fault_5xx_ratio: f64,
 
     /// Status of injected errors: 500, 502, 503 or 429.
-    #[arg(long, value_name = "CODE", default_value_t = 500)]
+    #[arg(long, value_name = "CODE", default_value_t = 500, value_parser = parse_fault_status)]
     pub fault_status: u16,
 
     /// Delay added to every request, such as 200ms.
@@ -106,7 +106,7 @@ pub struct SandboxArgs {
     pub fault_latency: Duration,
 
     /// Fraction (0.0 to 1.0) of requests whose connection is closed without a response.
-    #[arg(long, value_name = "RATIO", default_value_t = 0.0)]
+    #[arg(long, value_name = "RATIO", default_value_t = 0.0, value_parser = parse_ratio)]
     pub fault_drop_ratio: f64,
 
     /// Retry-After value in seconds sent with 429 and injected 503 responses;
@@ -135,7 +135,8 @@ Admin endpoints (JSON, no credentials):
                                                drop_ratio, drop_endpoint, latency_ms,
                                                latency_endpoint, commit_then_fail:
                                                {endpoint, ratio, status},
-                                               error_body_bytes, retry_after_s}
+                                               error_body_bytes, retry_after_s,
+                                               remaining}
   DELETE /_sandbox/faults/{account}
 Endpoint filters look like \"POST /Number/{number}/\" or \"/Profile/\".";
 
@@ -165,6 +166,28 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     };
     Duration::try_from_secs_f64(seconds)
         .map_err(|error| format!("invalid duration {text:?}: {error}"))
+}
+
+/// Parses a fraction between 0.0 and 1.0.
+///
+/// # Errors
+/// A message with the accepted range.
+fn parse_ratio(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
+        _ => Err(format!("{text:?} is not a ratio between 0.0 and 1.0")),
+    }
+}
+
+/// Parses the status of injected errors.
+///
+/// # Errors
+/// A message listing the allowed statuses.
+fn parse_fault_status(text: &str) -> Result<u16, String> {
+    match text.trim().parse::<u16>() {
+        Ok(code) if ALLOWED_ERROR_STATUSES.contains(&code) => Ok(code),
+        _ => Err(format!("{text:?} is not one of 500, 502, 503 or 429")),
+    }
 }
 
 #[derive(Deserialize)]
@@ -369,6 +392,15 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn fault_flags_reject_out_of_range_values() {
+        assert_eq!(parse_ratio("0.25"), Ok(0.25));
+        assert!(parse_ratio("1.5").is_err());
+        assert!(parse_ratio("-0.1").is_err());
+        assert_eq!(parse_fault_status("503"), Ok(503));
+        assert!(parse_fault_status("404").is_err());
     }
 
     #[test]
