@@ -13,7 +13,7 @@ use caller_reputation_operator::plivo::{
 use caller_reputation_operator::sandbox::state::CrStatus;
 use caller_reputation_operator::sandbox::{
     CommitThenFail, FaultConfig, NumberType as SeedType, RunningSandbox, Sandbox, SandboxConfig,
-    SeedNumber,
+    SeedNumber, TlsConfig,
 };
 
 const AUTH_ID: &str = "MAZZZCONTRACTTEST001";
@@ -717,4 +717,18 @@ async fn huge_error_bodies_are_truncated() {
         "message of {} bytes",
         message.len()
     );
+}
+
+#[tokio::test]
+async fn untrusted_certificate_is_rejected() {
+    let mut config = sandbox_config();
+    config.tls = Some(TlsConfig::self_signed().expect("certificate generates"));
+    let fixture = start(config, |client| client.max_retries = 0).await;
+
+    let error = fixture.account.get_number(LOCAL).await.unwrap_err();
+
+    assert_eq!(fixture.sandbox.base_url().scheme(), "https");
+    assert!(matches!(error, Error::Transport { .. }), "{error}");
+    // The handshake failed, so the sandbox never saw the request.
+    assert!(fixture.sandbox.requests().is_empty());
 }
