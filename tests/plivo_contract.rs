@@ -10,9 +10,10 @@ use caller_reputation_operator::plivo::{
     CreateProfile, Credentials, Error, ListNumbers, MAX_MESSAGE_BYTES, NumberType, PlivoClient,
     UpdateNumber, UpdateProfile,
 };
+use caller_reputation_operator::sandbox::state::CrStatus;
 use caller_reputation_operator::sandbox::{
     CommitThenFail, FaultConfig, NumberType as SeedType, RunningSandbox, Sandbox, SandboxConfig,
-    SeedNumber,
+    SeedNumber, TlsConfig,
 };
 
 const AUTH_ID: &str = "MAZZZCONTRACTTEST001";
@@ -306,6 +307,51 @@ async fn enabling_goes_pending_then_active() {
     );
     assert_eq!(pending.profile_uuid.as_deref(), Some(uuid.as_str()));
     assert_eq!(active.profile_uuid.as_deref(), Some(uuid.as_str()));
+}
+
+#[tokio::test]
+async fn rejected_and_ineligible_statuses_are_read() {
+    let mut config = sandbox_config();
+    config.fail_eins = vec!["823456789".into()];
+    let fixture = start(config, |_| {}).await;
+    let account = &fixture.account;
+    let rejected = account.create_profile(&acme("823456789")).await.unwrap();
+    let accepted = account.create_profile(&acme("923456789")).await.unwrap();
+    account
+        .update_number(
+            LOCAL,
+            &UpdateNumber::enable_caller_reputation(&rejected, None),
+        )
+        .await
+        .unwrap();
+    account
+        .update_number(
+            TOLLFREE,
+            &UpdateNumber::enable_caller_reputation(&accepted, None),
+        )
+        .await
+        .unwrap();
+
+    let failed = eventually(Duration::from_secs(10), || async {
+        let number = account.get_number(LOCAL).await.unwrap();
+        (number.caller_reputation_status != Some(CallerReputationStatus::Pending)).then_some(number)
+    })
+    .await;
+    assert!(
+        fixture
+            .sandbox
+            .force_status(TOLLFREE, CrStatus::NotEnrolled)
+    );
+    let not_enrolled = account.get_number(TOLLFREE).await.unwrap();
+
+    assert_eq!(
+        failed.caller_reputation_status,
+        Some(CallerReputationStatus::Failed)
+    );
+    assert_eq!(
+        not_enrolled.caller_reputation_status,
+        Some(CallerReputationStatus::NotEnrolled)
+    );
 }
 
 #[tokio::test]
@@ -671,4 +717,18 @@ async fn huge_error_bodies_are_truncated() {
         "message of {} bytes",
         message.len()
     );
+}
+
+#[tokio::test]
+async fn untrusted_certificate_is_rejected() {
+    let mut config = sandbox_config();
+    config.tls = Some(TlsConfig::self_signed().expect("certificate generates"));
+    let fixture = start(config, |client| client.max_retries = 0).await;
+
+    let error = fixture.account.get_number(LOCAL).await.unwrap_err();
+
+    assert_eq!(fixture.sandbox.base_url().scheme(), "https");
+    assert!(matches!(error, Error::Transport { .. }), "{error}");
+    // The handshake failed, so the sandbox never saw the request.
+    assert!(fixture.sandbox.requests().is_empty());
 }

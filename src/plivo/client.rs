@@ -313,9 +313,9 @@ impl Account {
             span.in_scope(|| {
                 tracing::warn!(
                     error = %error,
-                error.kind = error.kind(),
-                retry_after_s = retry_after.map(|after| after.as_secs()),
-                delay_ms = delay.as_millis() as u64,
+                    error.kind = error.kind(),
+                    retry_after_s = retry_after.map(|after| after.as_secs()),
+                    delay_ms = delay.as_millis() as u64,
                     "Retrying Plivo request"
                 );
             });

@@ -29,8 +29,9 @@ impl Account {
     ///
     /// # Errors
     ///
-    /// A 5xx or a timeout is not retried, because Plivo may have created the profile anyway. The caller
-    /// should look the profile up (Plivo allows one per EIN) before it creates again.
+    /// Only a 429 is retried. After a 5xx or a transport error Plivo may have created the profile
+    /// anyway, so the caller should look the profile up (Plivo allows one per EIN) before it creates
+    /// again.
     pub async fn create_profile(&self, request: &CreateProfile) -> Result<String, Error> {
         #[derive(Deserialize)]
         struct Created {
@@ -140,7 +141,12 @@ impl Account {
         }
     }
 
-    /// Deletes a business profile. A profile that is already gone is reported as [`Error::NotFound`].
+    /// Deletes a business profile.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the profile is already gone, which includes a retried delete whose
+    /// first attempt succeeded although its response was lost; callers should treat it as deleted.
     pub async fn delete_profile(&self, uuid: &str) -> Result<(), Error> {
         let operation = Operation::new("delete profile", Some(uuid.to_owned()));
         check_uuid(&operation, uuid)?;

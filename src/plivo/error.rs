@@ -54,8 +54,9 @@ pub enum Error {
         message: String,
     },
 
-    /// Plivo does not know the object (HTTP 404).
-    #[error("{operation}: not found in Plivo{}", detail(message))]
+    /// Plivo does not know the object (HTTP 404). `message` keeps Plivo's text, which only repeats
+    /// "not found" in every known variant, so the error text leaves it out.
+    #[error("{operation}: not found in Plivo")]
     NotFound {
         operation: Operation,
         message: String,

@@ -30,16 +30,15 @@ pub(crate) enum Outcome<'a> {
 
 /// Returns whether the attempt may be repeated.
 ///
-/// A create is repeated only when Plivo cannot have acted on it: after a 429 (rejected before any
-/// processing) or when the connection was never established. 5xx and timeouts may follow a
-/// completed create, so those are not repeated.
+/// A create is repeated only after a 429, because Plivo's rate limit rejects a request before any
+/// processing. After a 5xx or any transport error (even a failed connect) a create is not repeated:
+/// the caller decides, after looking for the object, whether to create again.
 pub(crate) fn may_retry(idempotency: Idempotency, outcome: Outcome<'_>) -> bool {
     match (idempotency, outcome) {
         (_, Outcome::Status(status)) if status == StatusCode::TOO_MANY_REQUESTS => true,
         (Idempotency::Idempotent, Outcome::Status(status)) => status.is_server_error(),
         (Idempotency::Idempotent, Outcome::Transport(error)) => !error.is_builder(),
-        (Idempotency::NotIdempotent, Outcome::Transport(error)) => error.is_connect(),
-        (Idempotency::NotIdempotent, Outcome::Status(..)) => false,
+        (Idempotency::NotIdempotent, _) => false,
     }
 }
 

@@ -927,3 +927,37 @@ async fn logs_name_the_endpoint_and_hide_the_token() {
         "authorization header leaked in logs"
     );
 }
+
+/// Accepts connections, reads the request and closes without a response; returns the URL and the
+/// number of accepted connections.
+async fn closing_server() -> (Url, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut chunk = [0u8; 4096];
+            let _ = stream.read(&mut chunk).await;
+        }
+    });
+    (Url::parse(&format!("http://{address}")).unwrap(), accepted)
+}
+
+#[tokio::test]
+async fn closed_connection_is_retried_only_for_reads() {
+    let (base_url, accepted) = closing_server().await;
+    let account = client_for(&base_url, |config| config.max_retries = 2)
+        .account(Credentials::new(AUTH_ID, TOKEN));
+
+    let read = account.get_profile("f3a1").await.unwrap_err();
+    let reads = accepted.swap(0, std::sync::atomic::Ordering::SeqCst);
+    let create = account.create_profile(&create_request()).await.unwrap_err();
+    let creates = accepted.load(std::sync::atomic::Ordering::SeqCst);
+
+    assert_eq!(read.kind(), "transport");
+    assert_eq!(create.kind(), "transport");
+    assert_eq!(reads, 3);
+    assert_eq!(creates, 1);
+}
