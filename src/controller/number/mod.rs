@@ -572,8 +572,12 @@ fn conflicting_claim(
     phone: &PhoneNumber,
     ctx: &Context,
 ) -> Option<String> {
+    // A number that already holds an enrollment keeps it; otherwise the older
+    // resource wins (creation times have one-second resolution, so names break ties).
     let key = |n: &CallerReputationNumber| {
+        let holds = n.status.as_ref().is_some_and(|s| s.enrollment.is_some());
         (
+            !holds,
             n.metadata.creation_timestamp.as_ref().map(|t| t.0),
             n.metadata.namespace.clone(),
             n.metadata.name.clone(),

@@ -228,10 +228,14 @@ pub fn ein_of(profile: &Profile) -> String {
     digits(profile.ein.as_deref().unwrap_or_default())
 }
 
-/// Orders two BusinessProfiles claiming one EIN: the older one wins, ties go by namespace/name.
+/// Orders two BusinessProfiles claiming one EIN: one that already has a Plivo
+/// profile wins, then the older one; creation times have one-second
+/// resolution, so namespace/name break ties.
 pub fn claims_first(a: &BusinessProfile, b: &BusinessProfile) -> bool {
     let key = |p: &BusinessProfile| {
+        let holds = p.status.as_ref().is_some_and(|s| s.profile_uuid.is_some());
         (
+            !holds,
             p.metadata.creation_timestamp.as_ref().map(|t| t.0),
             p.metadata.namespace.clone(),
             p.metadata.name.clone(),
