@@ -38,45 +38,24 @@ impl Outcome {
         }
     }
 
-    /// The spec is applied at Plivo, which has not finished with it yet.
-    pub fn progressing(reason: Reason, message: impl Into<String>) -> Self {
+    /// The spec is applied at Plivo, whose answer is not (yet) the desired state:
+    /// carriers vetting, rejecting, or calling the number ineligible.
+    pub fn applied(reason: Reason, message: impl Into<String>) -> Self {
         Self {
             ready: false,
             synced: true,
-            stalled: false,
+            stalled: reason.is_stalling(),
             reason,
             message: message.into(),
         }
     }
 
-    /// The spec could not be applied yet for a reason that resolves by itself.
-    pub fn waiting(reason: Reason, message: impl Into<String>) -> Self {
+    /// The spec could not be applied; `reason` says whether it waits for the user.
+    pub fn blocked(reason: Reason, message: impl Into<String>) -> Self {
         Self {
             ready: false,
             synced: false,
-            stalled: false,
-            reason,
-            message: message.into(),
-        }
-    }
-
-    /// The spec was applied, but the result needs the user's attention.
-    pub fn rejected(reason: Reason, message: impl Into<String>) -> Self {
-        Self {
-            ready: false,
-            synced: true,
-            stalled: true,
-            reason,
-            message: message.into(),
-        }
-    }
-
-    /// The spec cannot be applied until the user changes something.
-    pub fn stuck(reason: Reason, message: impl Into<String>) -> Self {
-        Self {
-            ready: false,
-            synced: false,
-            stalled: true,
+            stalled: reason.is_stalling(),
             reason,
             message: message.into(),
         }
@@ -265,7 +244,7 @@ mod tests {
     #[test]
     fn stuck_outcome_sets_stalled_and_unsynced() {
         let mut conditions = Vec::new();
-        let outcome = Outcome::stuck(Reason::NotEligible, "Number is mobile.");
+        let outcome = Outcome::blocked(Reason::NotEligible, "Number is mobile.");
         assert!(apply_outcome(&mut conditions, &outcome, Some(3), &now()));
         assert_eq!(
             find(&conditions, ConditionType::Ready).unwrap().status,
@@ -292,7 +271,7 @@ mod tests {
         let mut conditions = Vec::new();
         apply_outcome(
             &mut conditions,
-            &Outcome::stuck(Reason::NotEligible, "x"),
+            &Outcome::blocked(Reason::NotEligible, "x"),
             Some(1),
             &now(),
         );
@@ -312,7 +291,7 @@ mod tests {
     #[test]
     fn same_outcome_twice_changes_nothing() {
         let mut conditions = Vec::new();
-        let outcome = Outcome::progressing(Reason::Pending, "Carriers are vetting the number.");
+        let outcome = Outcome::applied(Reason::Pending, "Carriers are vetting the number.");
         apply_outcome(&mut conditions, &outcome, Some(1), &now());
         assert!(!apply_outcome(&mut conditions, &outcome, Some(1), &now()));
     }

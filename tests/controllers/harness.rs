@@ -11,8 +11,13 @@ use std::{
 };
 
 use caller_reputation_operator::{
-    api::{BusinessProfile, CallerReputationNumber, conditions::{ConditionType, find_condition}},
-    controller::{self, CallbackHub, ControllerMetrics, SecretReference, Settings, WatchNamespaces},
+    api::{
+        BusinessProfile, CallerReputationNumber,
+        conditions::{ConditionType, find_condition},
+    },
+    controller::{
+        self, CallbackHub, ControllerMetrics, SecretReference, Settings, WatchNamespaces,
+    },
     plivo::{self, ClientConfig, PlivoClient},
     sandbox::{RunningSandbox, Sandbox, SandboxConfig, SeedNumber},
 };
@@ -78,7 +83,11 @@ pub fn seed(number: &str, number_type: &str) -> SeedNumber {
 
 impl Harness {
     /// Starts a sandbox with `numbers` and the operator on `namespace`; `adjust` tunes the sandbox.
-    pub async fn start(namespace: &TestNamespace, numbers: Vec<SeedNumber>, adjust: impl FnOnce(&mut SandboxConfig)) -> Self {
+    pub async fn start(
+        namespace: &TestNamespace,
+        numbers: Vec<SeedNumber>,
+        adjust: impl FnOnce(&mut SandboxConfig),
+    ) -> Self {
         let mut config = SandboxConfig {
             accounts: vec![(AUTH_ID.into(), AUTH_TOKEN.into())],
             numbers,
@@ -91,7 +100,10 @@ impl Harness {
         let settings = Settings {
             namespaces: WatchNamespaces::List(vec![namespace.name.clone()]),
             label_selector: None,
-            default_credentials: Some(SecretReference { namespace: namespace.name.clone(), name: SECRET.into() }),
+            default_credentials: Some(SecretReference {
+                namespace: namespace.name.clone(),
+                name: SECRET.into(),
+            }),
             resync_period: Duration::from_secs(3600),
             pending_recheck_min: Duration::from_millis(500),
             pending_recheck_max: Duration::from_secs(2),
@@ -113,8 +125,11 @@ impl Harness {
 
     /// Starts the controllers (again), with the current settings.
     pub fn start_operator(&mut self) {
-        let plivo = PlivoClient::new(ClientConfig { base_url: self.sandbox.base_url(), ..ClientConfig::default() })
-            .expect("Plivo client");
+        let plivo = PlivoClient::new(ClientConfig {
+            base_url: self.sandbox.base_url(),
+            ..ClientConfig::default()
+        })
+        .expect("Plivo client");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(controller::run(
             self.client.clone(),
@@ -152,17 +167,31 @@ impl Harness {
 
     /// Server-side applies a manifest given as JSON.
     pub async fn apply_profile(&self, manifest: Value) -> BusinessProfile {
-        let name = manifest["metadata"]["name"].as_str().expect("name").to_string();
+        let name = manifest["metadata"]["name"]
+            .as_str()
+            .expect("name")
+            .to_string();
         self.profiles()
-            .patch(&name, &PatchParams::apply("e2e-test").force(), &Patch::Apply(&manifest))
+            .patch(
+                &name,
+                &PatchParams::apply("e2e-test").force(),
+                &Patch::Apply(&manifest),
+            )
             .await
             .expect("apply BusinessProfile")
     }
 
     pub async fn apply_number(&self, manifest: Value) -> CallerReputationNumber {
-        let name = manifest["metadata"]["name"].as_str().expect("name").to_string();
+        let name = manifest["metadata"]["name"]
+            .as_str()
+            .expect("name")
+            .to_string();
         self.numbers()
-            .patch(&name, &PatchParams::apply("e2e-test").force(), &Patch::Apply(&manifest))
+            .patch(
+                &name,
+                &PatchParams::apply("e2e-test").force(),
+                &Patch::Apply(&manifest),
+            )
             .await
             .expect("apply CallerReputationNumber")
     }
@@ -170,30 +199,38 @@ impl Harness {
     /// Waits until the BusinessProfile's Ready condition has `reason`, and returns the object.
     pub async fn profile_reason(&self, name: &str, reason: &str) -> BusinessProfile {
         let api = self.profiles();
-        support::eventually(&format!("BusinessProfile {name} with Ready reason {reason}"), WAIT, || {
-            let api = api.clone();
-            async move {
-                let profile = api.get_opt(name).await.ok().flatten()?;
-                let status = profile.status.as_ref()?;
-                let ready = find_condition(&status.conditions, ConditionType::Ready)?;
-                (ready.reason == reason).then_some(profile)
-            }
-        })
+        support::eventually(
+            &format!("BusinessProfile {name} with Ready reason {reason}"),
+            WAIT,
+            || {
+                let api = api.clone();
+                async move {
+                    let profile = api.get_opt(name).await.ok().flatten()?;
+                    let status = profile.status.as_ref()?;
+                    let ready = find_condition(&status.conditions, ConditionType::Ready)?;
+                    (ready.reason == reason).then_some(profile)
+                }
+            },
+        )
         .await
     }
 
     /// Waits until the number's Ready condition has `reason`, and returns the object.
     pub async fn number_reason(&self, name: &str, reason: &str) -> CallerReputationNumber {
         let api = self.numbers();
-        support::eventually(&format!("CallerReputationNumber {name} with Ready reason {reason}"), WAIT, || {
-            let api = api.clone();
-            async move {
-                let number = api.get_opt(name).await.ok().flatten()?;
-                let status = number.status.as_ref()?;
-                let ready = find_condition(&status.conditions, ConditionType::Ready)?;
-                (ready.reason == reason).then_some(number)
-            }
-        })
+        support::eventually(
+            &format!("CallerReputationNumber {name} with Ready reason {reason}"),
+            WAIT,
+            || {
+                let api = api.clone();
+                async move {
+                    let number = api.get_opt(name).await.ok().flatten()?;
+                    let status = number.status.as_ref()?;
+                    let ready = find_condition(&status.conditions, ConditionType::Ready)?;
+                    (ready.reason == reason).then_some(number)
+                }
+            },
+        )
         .await
     }
 
@@ -203,35 +240,66 @@ impl Harness {
         K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     {
         support::eventually(&format!("{name} deleted"), WAIT, || async {
-            api.get_opt(name).await.ok().and_then(|found| found.is_none().then_some(()))
+            api.get_opt(name)
+                .await
+                .ok()
+                .and_then(|found| found.is_none().then_some(()))
         })
         .await
     }
 
     pub async fn delete_number(&self, name: &str) {
-        self.numbers().delete(name, &DeleteParams::default()).await.expect("delete number");
+        self.numbers()
+            .delete(name, &DeleteParams::default())
+            .await
+            .expect("delete number");
     }
 
     pub async fn delete_profile(&self, name: &str) {
-        self.profiles().delete(name, &DeleteParams::default()).await.expect("delete profile");
+        self.profiles()
+            .delete(name, &DeleteParams::default())
+            .await
+            .expect("delete profile");
     }
 
     /// Forces the carriers' decision for a number at the sandbox.
     pub async fn decide(&self, number_digits: &str, status: &str) {
-        let url = self.sandbox.base_url().join(&format!("_sandbox/numbers/{number_digits}/decision")).unwrap();
-        let response = self.http.post(url).json(&json!({"status": status})).send().await.expect("force decision");
-        assert!(response.status().is_success(), "force decision: {}", response.status());
+        let url = self
+            .sandbox
+            .base_url()
+            .join(&format!("_sandbox/numbers/{number_digits}/decision"))
+            .unwrap();
+        let response = self
+            .http
+            .post(url)
+            .json(&json!({"status": status}))
+            .send()
+            .await
+            .expect("force decision");
+        assert!(
+            response.status().is_success(),
+            "force decision: {}",
+            response.status()
+        );
     }
 
     /// Calls an admin endpoint of the sandbox with POST or DELETE.
     pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) {
-        let url = self.sandbox.base_url().join(path.trim_start_matches('/')).unwrap();
+        let url = self
+            .sandbox
+            .base_url()
+            .join(path.trim_start_matches('/'))
+            .unwrap();
         let mut request = self.http.request(method, url);
         if let Some(body) = body {
             request = request.json(&body);
         }
         let response = request.send().await.expect("sandbox admin call");
-        assert!(response.status().is_success(), "{path}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
     }
 
     /// Requests the sandbox received whose endpoint template matches `method` and `suffix`.
@@ -245,14 +313,24 @@ impl Harness {
 
     /// Requests the sandbox received whose path mentions `needle` (a number or a UUID).
     pub fn requests_mentioning(&self, needle: &str) -> usize {
-        self.sandbox.requests().iter().filter(|r| r.path.contains(needle)).count()
+        self.sandbox
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains(needle))
+            .count()
     }
 
     /// Caller reputation status and profile of a number at the sandbox.
     pub fn sandbox_number(&self, number_digits: &str) -> (Option<String>, Option<String>) {
         let state = self.sandbox.state();
-        let number = state.numbers.get(number_digits).expect("number rented at the sandbox");
-        (number.status.map(|s| s.as_str().to_string()), number.profile_uuid.clone())
+        let number = state
+            .numbers
+            .get(number_digits)
+            .expect("number rented at the sandbox");
+        (
+            number.status.map(|s| s.as_str().to_string()),
+            number.profile_uuid.clone(),
+        )
     }
 
     /// Waits until the controllers have finished `count` more reconciles of `kind`.
@@ -267,10 +345,17 @@ impl Harness {
 
     /// Creates a profile at the sandbox through the client, as someone outside the operator would.
     pub async fn create_sandbox_profile(&self, ein: &str, alias: &str) -> String {
-        let client = PlivoClient::new(ClientConfig { base_url: self.sandbox.base_url(), ..ClientConfig::default() }).unwrap();
+        let client = PlivoClient::new(ClientConfig {
+            base_url: self.sandbox.base_url(),
+            ..ClientConfig::default()
+        })
+        .unwrap();
         let account = client.account(plivo::Credentials::new(AUTH_ID, AUTH_TOKEN));
         let request = build_create_profile(ein, alias);
-        account.create_profile(&request).await.expect("create profile at the sandbox")
+        account
+            .create_profile(&request)
+            .await
+            .expect("create profile at the sandbox")
     }
 
     pub async fn stop(mut self) {

@@ -31,7 +31,10 @@ fn digits(e164: &str) -> String {
     e164.trim_start_matches('+').to_string()
 }
 
-async fn setup(prefix: &str, numbers: Vec<caller_reputation_operator::sandbox::SeedNumber>) -> Harness {
+async fn setup(
+    prefix: &str,
+    numbers: Vec<caller_reputation_operator::sandbox::SeedNumber>,
+) -> Harness {
     setup_with(prefix, numbers, |_| {}).await
 }
 
@@ -48,29 +51,46 @@ async fn setup_with(
 
 fn verdict_of_profile(profile: &BusinessProfile) -> KStatus {
     let status = profile.status.clone().unwrap_or_default();
-    kstatus(profile.metadata.generation, status.observed_generation, &status.conditions)
+    kstatus(
+        profile.metadata.generation,
+        status.observed_generation,
+        &status.conditions,
+    )
 }
 
 fn verdict_of_number(number: &CallerReputationNumber) -> KStatus {
     let status = number.status.clone().unwrap_or_default();
-    kstatus(number.metadata.generation, status.observed_generation, &status.conditions)
+    kstatus(
+        number.metadata.generation,
+        status.observed_generation,
+        &status.conditions,
+    )
 }
 
 fn local_numbers() -> Vec<caller_reputation_operator::sandbox::SeedNumber> {
-    vec![seed(NUMBER_1, "local"), seed(NUMBER_2, "local"), seed(NUMBER_3, "tollfree")]
+    vec![
+        seed(NUMBER_1, "local"),
+        seed(NUMBER_2, "local"),
+        seed(NUMBER_3, "tollfree"),
+    ]
 }
 
 #[tokio::test]
 async fn profile_and_numbers_become_active() {
     let h = setup("lifecycle", local_numbers()).await;
     h.create_secret().await;
-    h.apply_profile(profile_manifest("acme", "12-3456789")).await;
+    h.apply_profile(profile_manifest("acme", "12-3456789"))
+        .await;
     for (name, number) in [("one", NUMBER_1), ("two", NUMBER_2), ("three", NUMBER_3)] {
         h.apply_number(number_manifest(name, number, "acme")).await;
     }
 
     let profile = h.profile_reason("acme", "Created").await;
-    let uuid = profile.status.as_ref().and_then(|s| s.profile_uuid.clone()).expect("profile UUID in status");
+    let uuid = profile
+        .status
+        .as_ref()
+        .and_then(|s| s.profile_uuid.clone())
+        .expect("profile UUID in status");
     assert_eq!(verdict_of_profile(&profile), KStatus::Current);
 
     for name in ["one", "two", "three"] {
@@ -91,10 +111,18 @@ async fn profile_and_numbers_become_active() {
         assert!(status.active_since.is_some());
         assert_eq!(verdict_of_number(&active), KStatus::Current);
     }
-    assert_eq!(h.requests_to("POST", "/Profile/"), 1, "exactly one profile create");
+    assert_eq!(
+        h.requests_to("POST", "/Profile/"),
+        1,
+        "exactly one profile create"
+    );
     for number in [NUMBER_1, NUMBER_2, NUMBER_3] {
         let state = h.sandbox.state();
-        assert_eq!(state.counters[&digits(number)].enable_requests, 1, "one enable for {number}");
+        assert_eq!(
+            state.counters[&digits(number)].enable_requests,
+            1,
+            "one enable for {number}"
+        );
     }
     let profile = h.profile_reason("acme", "Created").await;
     assert_eq!(profile.status.unwrap().numbers, Some(3));
@@ -105,30 +133,48 @@ async fn profile_and_numbers_become_active() {
 async fn deleted_number_is_deregistered() {
     let h = setup("delete-number", local_numbers()).await;
     h.create_secret().await;
-    h.apply_profile(profile_manifest("acme", "12-3456781")).await;
-    h.apply_number(number_manifest("one", NUMBER_1, "acme")).await;
+    h.apply_profile(profile_manifest("acme", "12-3456781"))
+        .await;
+    h.apply_number(number_manifest("one", NUMBER_1, "acme"))
+        .await;
     h.number_reason("one", "Pending").await;
 
     h.delete_number("one").await;
     h.gone(&h.numbers(), "one").await;
-    assert_eq!(h.sandbox_number(&digits(NUMBER_1)), (None, None), "disabled at Plivo");
+    assert_eq!(
+        h.sandbox_number(&digits(NUMBER_1)),
+        (None, None),
+        "disabled at Plivo"
+    );
     h.stop().await;
 }
 
 #[tokio::test]
 async fn failed_registration_recovers_after_profile_fix() {
-    let h = setup_with("failed", local_numbers(), |config| config.fail_without_website = true).await;
+    let h = setup_with("failed", local_numbers(), |config| {
+        config.fail_without_website = true
+    })
+    .await;
     h.create_secret().await;
     let mut manifest = profile_manifest("acme", "12-3456782");
     manifest["spec"].as_object_mut().unwrap().remove("website");
     h.apply_profile(manifest.clone()).await;
-    h.apply_number(number_manifest("one", NUMBER_1, "acme")).await;
+    h.apply_number(number_manifest("one", NUMBER_1, "acme"))
+        .await;
     h.number_reason("one", "Pending").await;
 
     h.decide(&digits(NUMBER_1), "FAILED").await;
     let failed = h.number_reason("one", "Failed").await;
-    let ready = find_condition(&failed.status.as_ref().unwrap().conditions, ConditionType::Ready).unwrap();
-    assert!(ready.message.contains("check the BusinessProfile"), "{}", ready.message);
+    let ready = find_condition(
+        &failed.status.as_ref().unwrap().conditions,
+        ConditionType::Ready,
+    )
+    .unwrap();
+    assert!(
+        ready.message.contains("check the BusinessProfile"),
+        "{}",
+        ready.message
+    );
     assert_eq!(verdict_of_number(&failed), KStatus::Failed);
 
     manifest["spec"]["website"] = json!("https://acme.example");
@@ -136,7 +182,11 @@ async fn failed_registration_recovers_after_profile_fix() {
     h.number_reason("one", "Pending").await;
     h.decide(&digits(NUMBER_1), "ACTIVE").await;
     h.number_reason("one", "Active").await;
-    assert_eq!(h.sandbox.state().counters[&digits(NUMBER_1)].enable_requests, 2, "one enable, one retry");
+    assert_eq!(
+        h.sandbox.state().counters[&digits(NUMBER_1)].enable_requests,
+        2,
+        "one enable, one retry"
+    );
     h.stop().await;
 }
 
@@ -144,8 +194,10 @@ async fn failed_registration_recovers_after_profile_fix() {
 async fn ineligible_number_is_enabled_once() {
     let h = setup("ineligible", vec![seed(NUMBER_1, "mobile")]).await;
     h.create_secret().await;
-    h.apply_profile(profile_manifest("acme", "12-3456783")).await;
-    h.apply_number(number_manifest("one", NUMBER_1, "acme")).await;
+    h.apply_profile(profile_manifest("acme", "12-3456783"))
+        .await;
+    h.apply_number(number_manifest("one", NUMBER_1, "acme"))
+        .await;
     let rejected = h.number_reason("one", "NotEligible").await;
     assert_eq!(verdict_of_number(&rejected), KStatus::Failed);
 
@@ -153,12 +205,22 @@ async fn ineligible_number_is_enabled_once() {
     for round in 0..3 {
         let before = h.metrics.reconciles("CallerReputationNumber");
         h.numbers()
-            .patch("one", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"annotations": {"touch": round.to_string()}}})))
+            .patch(
+                "one",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"annotations": {"touch": round.to_string()}}})),
+            )
             .await
             .unwrap();
-        h.reconciles_after("CallerReputationNumber", before, 1).await;
+        h.reconciles_after("CallerReputationNumber", before, 1)
+            .await;
     }
-    let enables = h.sandbox.requests().iter().filter(|r| r.method == "POST" && r.path.contains(&digits(NUMBER_1))).count();
+    let enables = h
+        .sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.contains(&digits(NUMBER_1)))
+        .count();
     assert_eq!(enables, 1, "exactly one enable request");
     h.stop().await;
 }
@@ -183,8 +245,10 @@ async fn unknown_profile_uuid_is_invalid_profile() {
 async fn disabled_number_is_deregistered() {
     let h = setup("disabled", local_numbers()).await;
     h.create_secret().await;
-    h.apply_profile(profile_manifest("acme", "12-3456784")).await;
-    h.apply_number(number_manifest("one", NUMBER_1, "acme")).await;
+    h.apply_profile(profile_manifest("acme", "12-3456784"))
+        .await;
+    h.apply_number(number_manifest("one", NUMBER_1, "acme"))
+        .await;
     h.number_reason("one", "Pending").await;
 
     let mut manifest = number_manifest("one", NUMBER_1, "acme");
@@ -213,18 +277,26 @@ async fn adopted_profile_and_delete_policies() {
     h.number_reason("orphan", "Pending").await;
     h.delete_number("orphan").await;
     h.gone(&h.numbers(), "orphan").await;
-    assert_eq!(h.sandbox_number(&digits(NUMBER_1)).0.as_deref(), Some("PENDING"), "Orphan leaves the enrollment");
+    assert_eq!(
+        h.sandbox_number(&digits(NUMBER_1)).0.as_deref(),
+        Some("PENDING"),
+        "Orphan leaves the enrollment"
+    );
 
     h.delete_profile("adopted").await;
     h.gone(&h.profiles(), "adopted").await;
-    assert!(h.sandbox.state().profiles.contains_key(&outside), "Orphan leaves the profile");
+    assert!(
+        h.sandbox.state().profiles.contains_key(&outside),
+        "Orphan leaves the profile"
+    );
 
     let mut deleting = profile_manifest("owned", "12-3456785");
     deleting["spec"]["deletionPolicy"] = json!("Delete");
     h.apply_profile(deleting).await;
     let owned = h.profile_reason("owned", "Created").await;
     let owned_uuid = owned.status.unwrap().profile_uuid.unwrap();
-    h.apply_number(number_manifest("two", NUMBER_2, "owned")).await;
+    h.apply_number(number_manifest("two", NUMBER_2, "owned"))
+        .await;
     h.number_reason("two", "Pending").await;
 
     h.delete_profile("owned").await;
@@ -232,15 +304,23 @@ async fn adopted_profile_and_delete_policies() {
     support::eventually("InUse condition on the profile", WAIT, || async {
         let profile = profiles.get("owned").await.ok()?;
         let conditions = profile.status?.conditions;
-        find_condition(&conditions, ConditionType::InUse).filter(|c| c.status == "True").map(|_| ())
+        find_condition(&conditions, ConditionType::InUse)
+            .filter(|c| c.status == "True")
+            .map(|_| ())
     })
     .await;
-    assert!(h.sandbox.state().profiles.contains_key(&owned_uuid), "profile kept while in use");
+    assert!(
+        h.sandbox.state().profiles.contains_key(&owned_uuid),
+        "profile kept while in use"
+    );
 
     h.delete_number("two").await;
     h.gone(&h.numbers(), "two").await;
     h.gone(&h.profiles(), "owned").await;
-    assert!(!h.sandbox.state().profiles.contains_key(&owned_uuid), "profile deleted at Plivo");
+    assert!(
+        !h.sandbox.state().profiles.contains_key(&owned_uuid),
+        "profile deleted at Plivo"
+    );
     h.stop().await;
 }
 
@@ -248,31 +328,51 @@ async fn adopted_profile_and_delete_policies() {
 async fn duplicates_lose_without_plivo_calls() {
     let h = setup("duplicates", local_numbers()).await;
     h.create_secret().await;
-    h.apply_profile(profile_manifest("first", "12-3456786")).await;
+    h.apply_profile(profile_manifest("first", "12-3456786"))
+        .await;
     h.profile_reason("first", "Created").await;
-    h.apply_profile(profile_manifest("second", "123456786")).await;
+    h.apply_profile(profile_manifest("second", "123456786"))
+        .await;
     let loser = h.profile_reason("second", "DuplicateEIN").await;
     assert_eq!(verdict_of_profile(&loser), KStatus::Failed);
-    assert_eq!(h.requests_to("POST", "/Profile/"), 1, "the loser created nothing");
+    assert_eq!(
+        h.requests_to("POST", "/Profile/"),
+        1,
+        "the loser created nothing"
+    );
 
-    h.apply_number(number_manifest("one", NUMBER_1, "first")).await;
+    h.apply_number(number_manifest("one", NUMBER_1, "first"))
+        .await;
     h.number_reason("one", "Pending").await;
     let requests_before = h.requests_mentioning(&digits(NUMBER_1));
-    h.apply_number(number_manifest("again", NUMBER_1, "first")).await;
+    h.apply_number(number_manifest("again", NUMBER_1, "first"))
+        .await;
     let conflict = h.number_reason("again", "NumberConflict").await;
     assert_eq!(verdict_of_number(&conflict), KStatus::Failed);
-    assert_eq!(h.requests_mentioning(&digits(NUMBER_1)), requests_before, "the loser called nothing");
+    assert_eq!(
+        h.requests_mentioning(&digits(NUMBER_1)),
+        requests_before,
+        "the loser called nothing"
+    );
     h.stop().await;
 }
 
 #[tokio::test]
 async fn missing_secret_resolves_when_created() {
     let h = setup("credentials", local_numbers()).await;
-    h.apply_profile(profile_manifest("acme", "12-3456787")).await;
+    h.apply_profile(profile_manifest("acme", "12-3456787"))
+        .await;
     let waiting = h.profile_reason("acme", "CredentialsMissing").await;
-    let ready = find_condition(&waiting.status.as_ref().unwrap().conditions, ConditionType::Ready).unwrap();
+    let ready = find_condition(
+        &waiting.status.as_ref().unwrap().conditions,
+        ConditionType::Ready,
+    )
+    .unwrap();
     assert!(ready.message.contains(SECRET), "{}", ready.message);
-    assert!(h.sandbox.requests().is_empty(), "no Plivo call without credentials");
+    assert!(
+        h.sandbox.requests().is_empty(),
+        "no Plivo call without credentials"
+    );
 
     h.create_secret().await;
     h.profile_reason("acme", "Created").await;
@@ -287,22 +387,36 @@ async fn enrollment_removed_outside_is_restored() {
     h.kill_operator().await;
     h.start_operator();
     h.create_secret().await;
-    h.apply_profile(profile_manifest("acme", "12-3456788")).await;
-    h.apply_number(number_manifest("one", NUMBER_1, "acme")).await;
+    h.apply_profile(profile_manifest("acme", "12-3456788"))
+        .await;
+    h.apply_number(number_manifest("one", NUMBER_1, "acme"))
+        .await;
     h.number_reason("one", "Pending").await;
     h.decide(&digits(NUMBER_1), "ACTIVE").await;
     h.number_reason("one", "Active").await;
 
-    h.admin(reqwest::Method::POST, &format!("/_sandbox/numbers/{}/disable", digits(NUMBER_1)), None).await;
+    h.admin(
+        reqwest::Method::POST,
+        &format!("/_sandbox/numbers/{}/disable", digits(NUMBER_1)),
+        None,
+    )
+    .await;
     h.number_reason("one", "Pending").await;
-    assert_eq!(h.sandbox_number(&digits(NUMBER_1)).0.as_deref(), Some("PENDING"), "enrolled again");
+    assert_eq!(
+        h.sandbox_number(&digits(NUMBER_1)).0.as_deref(),
+        Some("PENDING"),
+        "enrolled again"
+    );
 
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(h.client.clone(), &h.namespace);
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(h.client.clone(), &h.namespace);
     support::eventually("a Warning Event about the restore", WAIT, || async {
         let list = events.list(&Default::default()).await.ok()?;
         list.items
             .iter()
-            .any(|e| e.type_.as_deref() == Some("Warning") && e.action.as_deref() == Some("Restore"))
+            .any(|e| {
+                e.type_.as_deref() == Some("Warning") && e.action.as_deref() == Some("Restore")
+            })
             .then_some(())
     })
     .await;
@@ -316,25 +430,38 @@ async fn interrupted_create_makes_one_profile() {
     h.sandbox.set_faults(
         harness::AUTH_ID,
         FaultConfig {
-            commit_then_fail: Some(CommitThenFail { endpoint: Some("POST /Profile/".into()), ratio: 1.0, status: None }),
+            commit_then_fail: Some(CommitThenFail {
+                endpoint: Some("POST /Profile/".into()),
+                ratio: 1.0,
+                status: None,
+            }),
             ..FaultConfig::default()
         },
     );
     h.create_secret().await;
-    h.apply_profile(profile_manifest("acme", "12-3456789")).await;
+    h.apply_profile(profile_manifest("acme", "12-3456789"))
+        .await;
 
     support::eventually("the profile create reached the sandbox", WAIT, || async {
         (h.requests_to("POST", "/Profile/") >= 1).then_some(())
     })
     .await;
     h.kill_operator().await;
-    h.sandbox.set_faults(harness::AUTH_ID, FaultConfig::default());
+    h.sandbox
+        .set_faults(harness::AUTH_ID, FaultConfig::default());
     h.start_operator();
 
     let profile = h.profile_reason("acme", "Created").await;
-    assert_eq!(h.requests_to("POST", "/Profile/"), 1, "exactly one profile create");
+    assert_eq!(
+        h.requests_to("POST", "/Profile/"),
+        1,
+        "exactly one profile create"
+    );
     assert_eq!(h.sandbox.state().profiles.len(), 1);
-    assert!(profile.status.unwrap().creation_intent.is_none(), "intent cleared once the UUID is recorded");
+    assert!(
+        profile.status.unwrap().creation_intent.is_none(),
+        "intent cleared once the UUID is recorded"
+    );
     h.stop().await;
 }
 
@@ -343,10 +470,15 @@ async fn converges_with_server_errors() {
     let h = setup("flaky", local_numbers()).await;
     h.sandbox.set_faults(
         harness::AUTH_ID,
-        FaultConfig { error_ratio: 0.3, error_status: Some(503), ..FaultConfig::default() },
+        FaultConfig {
+            error_ratio: 0.3,
+            error_status: Some(503),
+            ..FaultConfig::default()
+        },
     );
     h.create_secret().await;
-    h.apply_profile(profile_manifest("acme", "12-3456780")).await;
+    h.apply_profile(profile_manifest("acme", "12-3456780"))
+        .await;
     for (name, number) in [("one", NUMBER_1), ("two", NUMBER_2)] {
         h.apply_number(number_manifest(name, number, "acme")).await;
     }
@@ -378,10 +510,15 @@ async fn paused_resource_makes_no_calls() {
     support::eventually("Synced=False Paused", WAIT, || async {
         let profile = profiles.get("acme").await.ok()?;
         let conditions = profile.status?.conditions;
-        find_condition(&conditions, ConditionType::Synced).filter(|c| c.reason == "Paused").map(|_| ())
+        find_condition(&conditions, ConditionType::Synced)
+            .filter(|c| c.reason == "Paused")
+            .map(|_| ())
     })
     .await;
-    assert!(h.sandbox.requests().is_empty(), "no Plivo request while paused");
+    assert!(
+        h.sandbox.requests().is_empty(),
+        "no Plivo request while paused"
+    );
 
     manifest["metadata"]["annotations"] = json!({"callerreputation.io/paused": "false"});
     h.apply_profile(manifest).await;
@@ -405,7 +542,10 @@ async fn everything_deleted_at_once_is_deregistered() {
     }
 
     let secrets: Api<Secret> = Api::namespaced(h.client.clone(), &h.namespace);
-    secrets.delete("team-credentials", &DeleteParams::default()).await.unwrap();
+    secrets
+        .delete("team-credentials", &DeleteParams::default())
+        .await
+        .unwrap();
     h.delete_profile("acme").await;
     for name in ["one", "two", "three"] {
         h.delete_number(name).await;
@@ -417,7 +557,11 @@ async fn everything_deleted_at_once_is_deregistered() {
     h.gone(&h.profiles(), "acme").await;
     h.gone(&secrets, "team-credentials").await;
     for number in [NUMBER_1, NUMBER_2, NUMBER_3] {
-        assert_eq!(h.sandbox_number(&digits(number)), (None, None), "{number} de-registered");
+        assert_eq!(
+            h.sandbox_number(&digits(number)),
+            (None, None),
+            "{number} de-registered"
+        );
     }
     h.stop().await;
 }

@@ -54,7 +54,7 @@ pub async fn cleanup(number: &CallerReputationNumber, ctx: &Context) -> Result<A
         Err(error) if error.is_user_error() => {
             let message = format!("Deletion waits: cannot disable {phone} at Plivo: {error}");
             draft
-                .finish(ctx, &Outcome::waiting(Reason::Deleting, message))
+                .finish(ctx, &Outcome::blocked(Reason::Deleting, message))
                 .await?;
             return Ok(Action::requeue(RECHECK_BLOCKED));
         }
@@ -99,7 +99,7 @@ pub async fn cleanup(number: &CallerReputationNumber, ctx: &Context) -> Result<A
                     "Deletion waits: Plivo still reports {phone} as enrolled after the disable; retrying."
                 );
                 draft
-                    .finish(ctx, &Outcome::waiting(Reason::Deleting, message))
+                    .finish(ctx, &Outcome::blocked(Reason::Deleting, message))
                     .await?;
                 return Ok(Action::requeue(Duration::from_secs(10)));
             }
@@ -158,7 +158,7 @@ async fn deletion_waits(
         return Err(Error::Plivo(error));
     }
     draft
-        .finish(ctx, &Outcome::waiting(Reason::Deleting, message))
+        .finish(ctx, &Outcome::blocked(Reason::Deleting, message))
         .await?;
     Ok(Action::requeue(RECHECK_BLOCKED))
 }

@@ -112,7 +112,7 @@ pub fn was_undone(
 pub fn enabled_outcome(observed: &Number, profile_uuid: &str) -> Outcome {
     let status = observed.caller_reputation_status.as_ref();
     if observed.profile_uuid.as_deref() != Some(profile_uuid) && status.is_some() {
-        return Outcome::waiting(
+        return Outcome::blocked(
             Reason::Pending,
             format!(
                 "Plivo reports the number with profile {}, not {profile_uuid}; the enable is being applied.",
@@ -125,19 +125,19 @@ pub fn enabled_outcome(observed: &Number, profile_uuid: &str) -> Outcome {
             Reason::Active,
             format!("Caller Reputation is active with profile {profile_uuid}."),
         ),
-        Some(CallerReputationStatus::Pending) | None => Outcome::progressing(
+        Some(CallerReputationStatus::Pending) | None => Outcome::applied(
             Reason::Pending,
             "The carriers are vetting the number; activation can take up to 2 business days.",
         ),
-        Some(CallerReputationStatus::Failed) => Outcome::rejected(
+        Some(CallerReputationStatus::Failed) => Outcome::applied(
             Reason::Failed,
             "The carriers rejected the registration: check the BusinessProfile's legal name, EIN, address and website, then change it, or set the callerreputation.io/retry annotation to a new value to retry as is.",
         ),
-        Some(CallerReputationStatus::NotEnrolled) => Outcome::rejected(
+        Some(CallerReputationStatus::NotEnrolled) => Outcome::applied(
             Reason::NotEnrolled,
             "Plivo reports NOT_ENROLLED: the number is not eligible for Caller Reputation (US local and toll-free numbers only).",
         ),
-        Some(CallerReputationStatus::Other(other)) => Outcome::waiting(
+        Some(CallerReputationStatus::Other(other)) => Outcome::blocked(
             Reason::PlivoError,
             format!("Plivo reports the unknown caller reputation status {other:?}."),
         ),
@@ -152,7 +152,7 @@ pub fn disabled_outcome(observed: &Number) -> Outcome {
             "Caller Reputation is disabled on the number, as the spec asks.",
         )
     } else {
-        Outcome::waiting(
+        Outcome::blocked(
             Reason::Disabled,
             "The disable was sent; Plivo still reports the number as enrolled.",
         )

@@ -172,7 +172,7 @@ async fn apply(number: &CallerReputationNumber, ctx: &Context) -> Result<Action,
             draft
                 .finish(
                     ctx,
-                    &Outcome::stuck(
+                    &Outcome::blocked(
                         Reason::NumberNotFound,
                         format!("spec.number is invalid: {error}"),
                     ),
@@ -186,7 +186,7 @@ async fn apply(number: &CallerReputationNumber, ctx: &Context) -> Result<Action,
             "CallerReputationNumber {winner} already manages {phone}; delete one of the two resources."
         );
         draft
-            .finish(ctx, &Outcome::stuck(Reason::NumberConflict, message))
+            .finish(ctx, &Outcome::blocked(Reason::NumberConflict, message))
             .await?;
         return Ok(Action::requeue(RECHECK_BLOCKED));
     }
@@ -247,7 +247,7 @@ async fn resolve_target(
                         return Ok(Err(None));
                     }
                     let message = format!("Waiting for BusinessProfile {name} to be Ready.");
-                    return Ok(Err(Some(Outcome::waiting(
+                    return Ok(Err(Some(Outcome::blocked(
                         Reason::ProfileNotReady,
                         message,
                     ))));
@@ -260,7 +260,7 @@ async fn resolve_target(
             number.spec.credentials_secret_ref.clone(),
         ),
         None => {
-            let outcome = Outcome::stuck(
+            let outcome = Outcome::blocked(
                 Reason::ProfileNotFound,
                 "Set exactly one of spec.profileRef and spec.profileUUID.",
             );
@@ -274,7 +274,7 @@ async fn resolve_target(
             account
         }
         Err(error) if error.is_user_error() => {
-            return Ok(Err(Some(Outcome::waiting(
+            return Ok(Err(Some(Outcome::blocked(
                 Reason::CredentialsMissing,
                 error.to_string(),
             ))));
@@ -375,7 +375,7 @@ async fn enroll(
     let observed = match target.account.get_number(&digits).await {
         Ok(observed) => observed,
         Err(plivo::Error::NotFound { .. }) => {
-            return Ok(Outcome::stuck(
+            return Ok(Outcome::blocked(
                 Reason::NumberNotFound,
                 format!(
                     "{phone} is not a rented number of Plivo account {}; rent it, or correct spec.number.",
@@ -505,11 +505,11 @@ async fn send_enable(
     let request = UpdateNumber::enable_caller_reputation(wanted.profile_uuid.clone(), callback);
     match account.update_number(digits, &request).await {
         Ok(()) => Ok(()),
-        Err(plivo::Error::NumberNotEligible { .. }) => Err(Ok(Outcome::stuck(
+        Err(plivo::Error::NumberNotEligible { .. }) => Err(Ok(Outcome::blocked(
             Reason::NotEligible,
             "Plivo rejected the enable with number_not_eligible: Caller Reputation covers only US local and toll-free numbers. Use an eligible number.",
         ))),
-        Err(plivo::Error::InvalidProfileUuid { .. }) => Err(Ok(Outcome::stuck(
+        Err(plivo::Error::InvalidProfileUuid { .. }) => Err(Ok(Outcome::blocked(
             Reason::InvalidProfile,
             format!(
                 "Plivo rejected profile {} with invalid_profile_uuid: correct spec.profileUUID or the BusinessProfile.",
@@ -517,7 +517,7 @@ async fn send_enable(
             ),
         ))),
         Err(error) if error.is_retryable() => Err(Err(Error::Plivo(error))),
-        Err(error) => Err(Ok(Outcome::stuck(Reason::PlivoError, error.to_string()))),
+        Err(error) => Err(Ok(Outcome::blocked(Reason::PlivoError, error.to_string()))),
     }
 }
 

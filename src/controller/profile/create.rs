@@ -106,7 +106,7 @@ async fn adopt(account: &Account, uuid: &str) -> Result<Found, Blocked> {
             profile: existing,
             reason: Reason::Adopted,
         }),
-        Err(plivo::Error::NotFound { .. }) => Err(Blocked::Outcome(Outcome::stuck(
+        Err(plivo::Error::NotFound { .. }) => Err(Blocked::Outcome(Outcome::blocked(
             Reason::ProfileNotFound,
             format!(
                 "Plivo has no profile {uuid} on this account; correct spec.profileUUID or check the credentials."
@@ -135,7 +135,7 @@ async fn lookup(
     if intent.is_some_and(|intent| desired::is_own_creation(intent, &candidate)) {
         return Ok(Some(candidate));
     }
-    Err(Blocked::Outcome(Outcome::stuck(
+    Err(Blocked::Outcome(Outcome::blocked(
         Reason::ProfileExists,
         format!(
             "Plivo already has profile {} for EIN {}, and this resource did not create it; set spec.profileUUID: {} to adopt it.",
@@ -151,7 +151,7 @@ async fn create(
     status: &mut BusinessProfileStatus,
 ) -> Result<Found, Blocked> {
     let request = desired::create_request(profile).map_err(|field| {
-        Blocked::Outcome(Outcome::stuck(
+        Blocked::Outcome(Outcome::blocked(
             Reason::InvalidProfile,
             format!("spec.{field} is required to create a Plivo profile; set it, or set spec.profileUUID to adopt an existing profile."),
         ))
@@ -193,7 +193,7 @@ async fn create(
         Err(error) if is_ein_conflict(&error) => {
             match lookup(profile, account, Some(&intent)).await? {
                 Some(found) => record(profile, ctx, status, found, Reason::Created).await,
-                None => Err(Blocked::Outcome(Outcome::stuck(
+                None => Err(Blocked::Outcome(Outcome::blocked(
                     Reason::InvalidProfile,
                     format!("{error}"),
                 ))),
@@ -201,7 +201,7 @@ async fn create(
         }
         // The request may have reached Plivo; the intent stays, so the next attempt looks it up.
         Err(error) if error.is_retryable() => Err(Blocked::Retry(Error::Plivo(error))),
-        Err(error) => Err(Blocked::Outcome(Outcome::stuck(
+        Err(error) => Err(Blocked::Outcome(Outcome::blocked(
             Reason::InvalidProfile,
             format!("{error}; correct the spec so that Plivo accepts it."),
         ))),
@@ -265,7 +265,7 @@ fn retry_or_outcome(error: plivo::Error) -> Blocked {
         }
         _ => Reason::PlivoError,
     };
-    Blocked::Outcome(Outcome::stuck(reason, error.to_string()))
+    Blocked::Outcome(Outcome::blocked(reason, error.to_string()))
 }
 
 /// Plivo rejects a second profile for an EIN with a 400 whose text names the EIN.

@@ -158,7 +158,7 @@ async fn apply(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Error
             profile.spec.ein
         );
         draft
-            .finish(ctx, Outcome::stuck(Reason::DuplicateEin, message))
+            .finish(ctx, Outcome::blocked(Reason::DuplicateEin, message))
             .await?;
         return Ok(Action::requeue(RECHECK_BLOCKED));
     }
@@ -180,7 +180,7 @@ async fn apply(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Error
             draft
                 .finish(
                     ctx,
-                    Outcome::waiting(Reason::CredentialsMissing, error.to_string()),
+                    Outcome::blocked(Reason::CredentialsMissing, error.to_string()),
                 )
                 .await?;
             return Ok(Action::await_change());
@@ -232,7 +232,7 @@ async fn sync_fields(
             "Plivo does not let an existing profile change {}; restore the previous value, or create a new BusinessProfile for a new profile.",
             drift.immutable.join(", ")
         );
-        return Ok(Some(Outcome::stuck(Reason::UpdateRejected, message)));
+        return Ok(Some(Outcome::blocked(Reason::UpdateRejected, message)));
     }
     if drift.update.is_empty() {
         return Ok(None);
@@ -246,7 +246,7 @@ async fn sync_fields(
             format!("Updated Plivo profile {}.", plivo.profile_uuid),
         ))),
         Err(error) if error.is_retryable() => Err(Error::Plivo(error)),
-        Err(error) => Ok(Some(Outcome::stuck(
+        Err(error) => Ok(Some(Outcome::blocked(
             Reason::InvalidProfile,
             format!("{error}; correct the spec so that Plivo accepts it."),
         ))),
@@ -390,7 +390,7 @@ async fn cleanup(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Err
             draft
                 .finish(
                     ctx,
-                    Outcome::waiting(
+                    Outcome::blocked(
                         Reason::CredentialsMissing,
                         format!("Deletion waits for credentials: {error}"),
                     ),
@@ -417,7 +417,7 @@ async fn cleanup(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Err
                     "Deletion waits: Plivo refused to delete profile {uuid}: {error}. Delete it in the Plivo console, or set deletionPolicy: Orphan."
                 );
                 draft
-                    .finish(ctx, Outcome::stuck(Reason::PlivoError, message))
+                    .finish(ctx, Outcome::blocked(Reason::PlivoError, message))
                     .await?;
                 return Ok(Action::requeue(RECHECK_BLOCKED));
             }

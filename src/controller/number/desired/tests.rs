@@ -212,7 +212,7 @@ fn pending_recheck_doubles_within_bounds() {
 
 #[test]
 fn ineligible_number_waits_for_a_change() {
-    let outcome = Outcome::stuck(Reason::NotEligible, "mobile");
+    let outcome = Outcome::blocked(Reason::NotEligible, "mobile");
     let delay = next_check(
         &outcome,
         None,
