@@ -208,6 +208,28 @@ async fn custom_object_lifecycle_is_watched() {
     );
 }
 
+#[tokio::test]
+async fn repository_crds_become_established() {
+    let client = support::client().await;
+    support::install_crds(&client).await;
+
+    let crds = Api::<CustomResourceDefinition>::all(client);
+    for name in support::crd_names() {
+        let crd = crds.get(&name).await.expect("reading an installed CRD");
+        let conditions = crd
+            .status
+            .and_then(|status| status.conditions)
+            .unwrap_or_default();
+        let established = conditions
+            .iter()
+            .any(|condition| condition.type_ == "Established" && condition.status == "True");
+        assert!(
+            established,
+            "CRD {name} is not Established after install_crds"
+        );
+    }
+}
+
 async fn install_gadget_crd(client: &kube::Client) {
     let crds = Api::<CustomResourceDefinition>::all(client.clone());
     let crd = Gadget::crd();

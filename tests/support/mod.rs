@@ -283,7 +283,7 @@ where
 /// Established within 30 seconds.
 pub async fn install_crds(client: &Client) {
     let api = Api::<CustomResourceDefinition>::all(client.clone());
-    for crd in read_crds(&Path::new(env!("CARGO_MANIFEST_DIR")).join("crds")) {
+    for crd in read_crds(&crds_dir()) {
         let name = crd
             .metadata
             .name
@@ -298,6 +298,22 @@ pub async fn install_crds(client: &Client) {
         .unwrap_or_else(|error| panic!("applying CRD {name} failed: {error}"));
         wait_until_established(&api, &name).await;
     }
+}
+
+/// Names of the CRDs in `crds/`, in the order [`install_crds`] applies them.
+pub fn crd_names() -> Vec<String> {
+    read_crds(&crds_dir())
+        .into_iter()
+        .map(|crd| {
+            crd.metadata
+                .name
+                .expect("every CRD in crds/ has a metadata.name")
+        })
+        .collect()
+}
+
+fn crds_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("crds")
 }
 
 fn read_crds(dir: &Path) -> Vec<CustomResourceDefinition> {
