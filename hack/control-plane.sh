@@ -211,9 +211,9 @@ tail_log() {
 	tail -n 30 "$dir/logs/$name.log" >&2 || true
 }
 
-# Prints a port on 127.0.0.1 that nothing listens on. Ports come from below the kernel's
-# ephemeral range so outgoing connections do not take them; a race with another starter is
-# caught by the bind failure check in start_etcd and start_apiserver.
+# Prints a port on 127.0.0.1 that no socket uses. Ports come from below the kernel's ephemeral
+# range (32768-60999 by default), so outgoing connections do not take them. Another starter may
+# still take the port first: start_etcd and start_apiserver detect that bind failure and retry.
 free_port() {
 	local port
 	for _ in $(seq 100); do

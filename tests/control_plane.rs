@@ -182,11 +182,11 @@ async fn custom_object_lifecycle_is_watched() {
         gadget.metadata.deletion_timestamp.is_some()
     })
     .await;
-    let held = gadgets
+    let deleting = gadgets
         .get("first")
         .await
         .expect("the finalizer keeps the Gadget");
-    assert_eq!(held.finalizers(), [FINALIZER.to_string()]);
+    assert_eq!(deleting.finalizers(), [FINALIZER.to_string()]);
 
     let no_finalizers = json!({ "metadata": { "finalizers": null } });
     gadgets
@@ -198,12 +198,12 @@ async fn custom_object_lifecycle_is_watched() {
         .await
         .expect("removing the finalizer");
     next_deleted(&mut events, "the Gadget's deletion", "first").await;
-    let gone = gadgets
+    let remaining = gadgets
         .get_opt("first")
         .await
         .expect("reading the deleted Gadget");
     assert!(
-        gone.is_none(),
+        remaining.is_none(),
         "the Gadget still exists after its finalizer was removed"
     );
 }
@@ -365,7 +365,8 @@ async fn read_probe_dir(probe: &mut tokio::process::Child) -> PathBuf {
         }
         panic!("the probe exited without reporting its control plane directory");
     };
-    // Starting a control plane takes seconds; the first build is done by `make test` beforehand.
+    // Starting a control plane takes seconds once `hack/control-plane.sh build` has run, as
+    // `make test` does first. A cold build inside the probe would take minutes and fail here.
     tokio::time::timeout(Duration::from_secs(120), read)
         .await
         .expect("the probe did not report its control plane directory within 120s")
@@ -376,8 +377,8 @@ async fn assert_control_plane_cleaned_up(dir: &Path) {
         "the probe's control plane to stop and its directory to go",
         TIMEOUT,
         || async {
-            let gone = processes_mentioning(dir).is_empty() && !dir.exists();
-            gone.then_some(())
+            let cleaned_up = processes_mentioning(dir).is_empty() && !dir.exists();
+            cleaned_up.then_some(())
         },
     )
     .await;
