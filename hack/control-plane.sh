@@ -59,12 +59,16 @@ cache_dir() {
 	echo "${XDG_CACHE_HOME:-$HOME/.cache}/caller-reputation-operator/control-plane/$(kubernetes_version)"
 }
 
-# Identifies one build: a change to the module, the etcd main or the build functions of this
-# script rebuilds the binaries.
+# Flags of `go build` besides -ldflags; -trimpath keeps local paths out of the binaries.
+go_build_flags=(-trimpath)
+
+# Identifies one build: a change to the module, the etcd main or the flags rebuilds the binaries.
+# The release time stands in as a placeholder because reading it needs the module proxy.
 build_key() {
 	{
 		cat "$module_dir/go.mod" "$module_dir/go.sum" "$module_dir/cmd/etcd/main.go"
-		declare -f build version_ldflags
+		echo "CGO_ENABLED=0 ${go_build_flags[*]}"
+		version_ldflags "$(kubernetes_version)" release-time
 	} | sha256sum | cut -d' ' -f1
 }
 
@@ -127,11 +131,11 @@ build() {
 	mkdir -p "$staging"
 	(
 		cd "$module_dir"
-		CGO_ENABLED=0 go build -trimpath -ldflags "$(version_ldflags "$version" "$release_time")" \
+		CGO_ENABLED=0 go build "${go_build_flags[@]}" -ldflags "$(version_ldflags "$version" "$release_time")" \
 			-o "$staging/" k8s.io/kubernetes/cmd/kube-apiserver ./cmd/etcd
 	) || die "go build failed; see the output above"
 
-	rm -rf "$dir/bin"
+	rm -rf "${dir:?}/bin"
 	mv "$staging" "$dir/bin"
 	build_key >"$dir/build-key"
 	exec {lock_fd}>&-
