@@ -189,6 +189,9 @@ stop_process() {
 	rm -f "$dir/$name.pid"
 }
 
+# First line that launch writes into a server's log before each start.
+launch_marker="==== control-plane.sh launched this server at"
+
 # Starts the binary NAME with the arguments stored in DIR/NAME.args, detached in its own session
 # so that a Ctrl-C aimed at the caller does not leave half a control plane behind.
 launch() {
@@ -197,6 +200,7 @@ launch() {
 	mapfile -t args <"$dir/$name.args"
 	local binary
 	binary=$(cache_dir)/bin/$name
+	echo "$launch_marker $(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$dir/logs/$name.log"
 	setsid "$binary" "${args[@]}" </dev/null >>"$dir/logs/$name.log" 2>&1 &
 	local pid=$!
 	echo "$pid" >"$dir/$name.pid"
@@ -230,9 +234,15 @@ free_port() {
 	die "found no free port on 127.0.0.1 after 100 tries"
 }
 
+# Tells whether the last launch of NAME failed because its port was taken. Logs are appended
+# across restarts, so only the lines after the last launch marker count.
 address_in_use() {
 	local dir=$1 name=$2
-	grep -qi 'address already in use' "$dir/logs/$name.log"
+	awk -v marker="$launch_marker" '
+		index($0, marker) == 1 { in_use = 0 }
+		tolower($0) ~ /address already in use/ { in_use = 1 }
+		END { exit !in_use }
+	' "$dir/logs/$name.log"
 }
 
 # --- certificates and kubeconfig -------------------------------------------------------------
