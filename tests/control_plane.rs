@@ -12,7 +12,11 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::authentication::v1::{
     TokenRequest, TokenRequestSpec, TokenReview, TokenReviewSpec,
 };
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::watcher::{self, Event};
@@ -126,6 +130,97 @@ async fn service_account_token_authenticates() {
         username,
         Some(format!("system:serviceaccount:{}:operator", namespace.name))
     );
+}
+
+#[tokio::test]
+async fn rbac_allows_only_bound_permissions() {
+    let namespace = support::namespace("smoke-rbac").await;
+    let client = namespace.client.clone();
+    let user = format!("system:serviceaccount:{}:reader", namespace.name);
+    assert!(
+        !may_list_secrets(&client, &user, &namespace.name).await,
+        "allowed before any binding"
+    );
+
+    let role = Role {
+        metadata: ObjectMeta {
+            name: Some("secret-reader".into()),
+            ..ObjectMeta::default()
+        },
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["secrets".into()]),
+            verbs: vec!["list".into()],
+            ..PolicyRule::default()
+        }]),
+    };
+    Api::<Role>::namespaced(client.clone(), &namespace.name)
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("creating the Role");
+    let binding = RoleBinding {
+        metadata: ObjectMeta {
+            name: Some("secret-reader".into()),
+            ..ObjectMeta::default()
+        },
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "Role".into(),
+            name: "secret-reader".into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: "reader".into(),
+            namespace: Some(namespace.name.clone()),
+            ..Subject::default()
+        }]),
+    };
+    Api::<RoleBinding>::namespaced(client.clone(), &namespace.name)
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("creating the RoleBinding");
+
+    // The RBAC authorizer reads roles from an informer cache, so a new binding takes effect
+    // shortly after it is stored.
+    support::eventually(
+        "the RoleBinding to allow listing Secrets",
+        TIMEOUT,
+        || async {
+            may_list_secrets(&client, &user, &namespace.name)
+                .await
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        !may_list_secrets(&client, &user, "default").await,
+        "the RoleBinding allowed listing Secrets outside its namespace"
+    );
+}
+
+/// Asks the authorizer whether `user` may list Secrets in `namespace`.
+async fn may_list_secrets(client: &kube::Client, user: &str, namespace: &str) -> bool {
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(user.to_string()),
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(namespace.to_string()),
+                resource: Some("secrets".into()),
+                verb: Some("list".into()),
+                ..ResourceAttributes::default()
+            }),
+            ..SubjectAccessReviewSpec::default()
+        },
+        ..SubjectAccessReview::default()
+    };
+    let reviewed = Api::<SubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .expect("creating a SubjectAccessReview");
+    reviewed
+        .status
+        .expect("SubjectAccessReview has a status")
+        .allowed
 }
 
 #[tokio::test]
