@@ -18,6 +18,13 @@ use crate::{
     plivo::{Account, PlivoClient},
 };
 
+/// The caches of every watched namespace scope, and who publishes Events.
+pub struct Caches {
+    pub profiles: Vec<Store<BusinessProfile>>,
+    pub numbers: Vec<Store<CallerReputationNumber>>,
+    pub reporter: kube::runtime::events::Reporter,
+}
+
 /// Everything a reconcile needs besides the object itself.
 pub struct Context {
     pub client: Client,
@@ -31,6 +38,10 @@ pub struct Context {
     pub numbers: Vec<Store<CallerReputationNumber>>,
     /// Callback routing; numbers a callback asked about skip the check schedule once.
     pub callbacks: Arc<super::CallbackHub>,
+    /// Plivo number reads, batched into listings where that is cheaper.
+    pub reads: super::reads::NumberReads,
+    /// Managed numbers per namespace and credentials Secret.
+    pub managed_counts: CountCache,
     /// Consecutive failures per object, for the error backoff.
     failures: Mutex<HashMap<(String, String, String), u32>>,
 }
@@ -41,20 +52,21 @@ impl Context {
         plivo: PlivoClient,
         settings: Settings,
         metrics: Arc<dyn ControllerMetrics>,
-        recorder: Recorder,
-        profiles: Vec<Store<BusinessProfile>>,
-        numbers: Vec<Store<CallerReputationNumber>>,
+        caches: Caches,
         callbacks: Arc<super::CallbackHub>,
     ) -> Self {
+        let recorder = Recorder::new(client.clone(), caches.reporter);
         Self {
             client,
             plivo,
             settings,
             metrics,
             recorder,
-            profiles,
-            numbers,
+            profiles: caches.profiles,
+            numbers: caches.numbers,
             callbacks,
+            reads: Default::default(),
+            managed_counts: CountCache::default(),
             failures: Mutex::default(),
         }
     }
@@ -142,4 +154,36 @@ pub fn is_paused<K: Resource>(object: &K) -> bool {
         .annotations()
         .get(PAUSED_ANNOTATION)
         .is_some_and(|value| value.eq_ignore_ascii_case("true"))
+}
+
+/// Number counts by credentials, recomputed at most every few seconds because a
+/// count over the whole cache costs time proportional to the number of resources.
+#[derive(Default)]
+pub struct CountCache {
+    counts: Mutex<Option<(std::time::Instant, CountsByCredentials)>>,
+}
+
+type CountsByCredentials = HashMap<(Option<String>, Option<String>), usize>;
+
+impl CountCache {
+    const MAX_AGE: Duration = Duration::from_secs(5);
+
+    /// The count for `key`, recomputing all counts with `count` when they are stale.
+    pub fn get(
+        &self,
+        key: (Option<String>, Option<String>),
+        count: impl FnOnce() -> CountsByCredentials,
+    ) -> usize {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let stale = counts
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() > Self::MAX_AGE);
+        if stale {
+            *counts = Some((std::time::Instant::now(), count()));
+        }
+        counts
+            .as_ref()
+            .and_then(|(_, counts)| counts.get(&key).copied())
+            .unwrap_or(0)
+    }
 }

@@ -12,6 +12,7 @@ mod finalizer;
 mod number;
 mod patch;
 mod profile;
+mod reads;
 mod report;
 mod secrets;
 mod wiring;

@@ -237,7 +237,7 @@ mod tests {
         Time(jiff::Timestamp::from_second(1_700_000_000).unwrap())
     }
 
-    fn find<'a>(conditions: &'a [Condition], type_: ConditionType) -> Option<&'a Condition> {
+    fn find(conditions: &[Condition], type_: ConditionType) -> Option<&Condition> {
         conditions.iter().find(|c| c.type_ == type_.as_str())
     }
 

@@ -19,15 +19,15 @@ use kube::{
     runtime::{
         Controller, WatchStreamExt,
         controller::Action,
-        events::{Recorder, Reporter},
+        events::Reporter,
         reflector::{self, ObjectRef},
         watcher,
     },
 };
 
 use super::{
-    CallbackHub, Context, ControllerMetrics, Error, Settings, WatchNamespaces, credentials, number,
-    profile, secrets,
+    CallbackHub, Context, ControllerMetrics, Error, Settings, WatchNamespaces, context::Caches,
+    credentials, number, profile, secrets,
 };
 use crate::{
     api::{
@@ -65,7 +65,7 @@ pub async fn run(
         let (reader, writer) = reflector::store();
         let stream = reflector::reflector(
             writer,
-            watcher(api::<BusinessProfile>(&client, scope), config.clone()),
+            watcher(api::<BusinessProfile>(&client, scope), config.clone()).modify(slim),
         )
         .default_backoff()
         .applied_objects()
@@ -77,7 +77,8 @@ pub async fn run(
             watcher(
                 api::<CallerReputationNumber>(&client, scope),
                 config.clone(),
-            ),
+            )
+            .modify(slim),
         )
         .default_backoff()
         .applied_objects()
@@ -89,20 +90,23 @@ pub async fn run(
         controller: REPORTER.into(),
         instance: std::env::var("POD_NAME").ok(),
     };
+    let caches = Caches {
+        profiles: profile_caches
+            .iter()
+            .map(|(reader, _)| reader.clone())
+            .collect(),
+        numbers: number_caches
+            .iter()
+            .map(|(reader, _)| reader.clone())
+            .collect(),
+        reporter,
+    };
     let ctx = Arc::new(Context::new(
         client.clone(),
         plivo,
         settings.clone(),
         metrics.clone(),
-        Recorder::new(client.clone(), reporter),
-        profile_caches
-            .iter()
-            .map(|(reader, _)| reader.clone())
-            .collect(),
-        number_caches
-            .iter()
-            .map(|(reader, _)| reader.clone())
-            .collect(),
+        caches,
         callbacks.clone(),
     ));
     callbacks.attach(ctx.clone());
@@ -206,6 +210,15 @@ where
     match scope {
         Some(namespace) => Api::namespaced(client.clone(), namespace),
         None => Api::all(client.clone()),
+    }
+}
+
+/// Drops what the controllers never read before an object enters a cache:
+/// managed fields are often the largest part of an object.
+fn slim<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+    if let Some(annotations) = object.meta_mut().annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
 }
 

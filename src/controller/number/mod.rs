@@ -207,7 +207,7 @@ async fn apply(number: &CallerReputationNumber, ctx: &Context) -> Result<Action,
         return Ok(action);
     }
 
-    let outcome = match enroll(number, &phone, &target, ctx, &mut draft).await {
+    let outcome = match enroll(number, &phone, &target, forced, ctx, &mut draft).await {
         Ok(outcome) => outcome,
         Err(error) => {
             let message = super::error::chain(&error);
@@ -368,11 +368,18 @@ async fn enroll(
     number: &CallerReputationNumber,
     phone: &PhoneNumber,
     target: &Target,
+    forced: bool,
     ctx: &Context,
     draft: &mut Draft<'_>,
 ) -> Result<Outcome, Error> {
     let digits = phone.digits();
-    let observed = match target.account.get_number(&digits).await {
+    // A callback asks for the number's state now, so it is never served from a listing.
+    let managed = if forced {
+        0
+    } else {
+        managed_in_account(number, ctx)
+    };
+    let observed = match ctx.reads.read(&target.account, &digits, managed).await {
         Ok(observed) => observed,
         Err(plivo::Error::NotFound { .. }) => {
             return Ok(Outcome::blocked(
@@ -433,7 +440,7 @@ async fn enroll(
                 }
                 Err(rejected) => {
                     draft.status.enrollment = Some(wanted.clone());
-                    return Ok(rejected?);
+                    return rejected;
                 }
             }
             target
@@ -596,4 +603,22 @@ fn conflicting_claim(
             )
         })
         .next()
+}
+
+/// How many numbers the operator manages with the same credentials as `number`,
+/// counted over the whole cache at most every few seconds.
+fn managed_in_account(number: &CallerReputationNumber, ctx: &Context) -> usize {
+    let key = |n: &CallerReputationNumber| {
+        (
+            n.namespace(),
+            cleanup::credentials_of(n, ctx).map(|r| r.name),
+        )
+    };
+    ctx.managed_counts.get(key(number), || {
+        let mut counts = std::collections::HashMap::new();
+        for other in ctx.all_numbers() {
+            *counts.entry(key(&other)).or_default() += 1;
+        }
+        counts
+    })
 }
