@@ -6,3 +6,10 @@ test:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo test
+
+.PHONY: demo demo-stop
+demo:
+	hack/demo.sh start
+
+demo-stop:
+	hack/demo.sh stop
