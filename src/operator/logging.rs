@@ -5,6 +5,8 @@
 //! is the job of the code that logs (tokens are `SecretString`, whose `Debug`
 //! prints `[REDACTED]`).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 use super::config::LogFormat;
@@ -34,7 +36,11 @@ pub fn init(format: LogFormat, filter: &str) -> Result<(), tracing_subscriber::u
             )
             .try_init(),
         LogFormat::Text => registry
-            .with(fmt::layer().with_writer(std::io::stdout))
+            .with(
+                fmt::layer()
+                    .with_ansi(std::io::stdout().is_terminal())
+                    .with_writer(std::io::stdout),
+            )
             .try_init(),
     }
 }

@@ -119,13 +119,18 @@ fn invalid_config(error: &ConfigError) -> ExitCode {
 /// Reads `--kubeconfig` before anything starts, so a wrong path is a
 /// configuration error.
 fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, ConfigError> {
+    let shown = path.display().to_string();
+    // Opening first gives a plain I/O message for the common mistake, a
+    // wrong path, instead of kube's wrapped one.
+    if let Err(error) = std::fs::File::open(path) {
+        return Err(ConfigError {
+            flag: "kubeconfig",
+            reason: format!("cannot read {shown:?}: {error}"),
+        });
+    }
     Kubeconfig::read_from(path).map_err(|error| ConfigError {
         flag: "kubeconfig",
-        reason: format!(
-            "cannot use {:?}: {}",
-            path.display().to_string(),
-            error_chain(&error)
-        ),
+        reason: format!("cannot use {shown:?}: {}", error_chain(&error)),
     })
 }
 
@@ -150,6 +155,7 @@ async fn run(config: Config, kubeconfig: Option<Kubeconfig>) -> Result<(), RunEr
             address: config.listen,
             source,
         })?;
+    let address = listener.local_addr().unwrap_or(config.listen);
     let (trigger, shutdown) = shutdown::channel();
     let signals = tokio::spawn(shutdown::termination_signal());
     let (server_stop, server) = serve_http(
@@ -161,7 +167,7 @@ async fn run(config: Config, kubeconfig: Option<Kubeconfig>) -> Result<(), RunEr
             metrics: metrics.clone(),
         },
     );
-    tracing::info!(address = %config.listen, "Serving /healthz, /readyz, /metrics and callbacks");
+    tracing::info!(address = %address, "Serving /healthz, /readyz, /metrics and callbacks");
 
     let controllers = Controllers {
         launcher: launcher(client.clone(), plivo, &config, &metrics, &readiness, &hub),
@@ -288,14 +294,69 @@ fn plivo_client(settings: &PlivoSettings, metrics: &Arc<Metrics>) -> Result<Pliv
     Ok(PlivoClient)
 }
 
-/// Renders an error and its sources as one line, each cause once.
+/// Renders an error and its sources as one line. A cause whose text the
+/// line already contains is skipped, as some errors repeat their source.
 fn error_chain(error: &dyn StdError) -> String {
     let mut line = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
         source = cause.source();
     }
-    line
+    line.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("failed to list numbers")]
+    struct Outer(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("failed to read: {0}")]
+    struct Repeating(#[source] std::io::Error);
+
+    #[test]
+    fn error_chain_joins_causes() {
+        let error = Outer(std::io::Error::other("connection refused"));
+
+        assert_eq!(
+            error_chain(&error),
+            "failed to list numbers: connection refused"
+        );
+    }
+
+    #[test]
+    fn error_chain_skips_repeated_cause() {
+        let error = Repeating(std::io::Error::other("connection refused"));
+
+        assert_eq!(error_chain(&error), "failed to read: connection refused");
+    }
+
+    #[test]
+    fn missing_kubeconfig_is_a_config_error() {
+        let directory = tempfile::tempdir().unwrap();
+        let error = read_kubeconfig(&directory.path().join("absent")).unwrap_err();
+
+        assert_eq!(error.flag, "kubeconfig");
+        assert!(error.reason.contains("No such file"), "{error}");
+    }
+
+    #[test]
+    fn malformed_kubeconfig_is_a_config_error() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("config");
+        std::fs::write(&path, "clusters: [unclosed").unwrap();
+
+        let error = read_kubeconfig(&path).unwrap_err();
+
+        assert_eq!(error.flag, "kubeconfig");
+        assert!(!error.to_string().contains('\n'), "{error}");
+    }
 }

@@ -1,0 +1,315 @@
+//! Tests of `caller-reputation-operator run` as a process: configuration
+//! errors, `--help`, the HTTP port and shutdown on SIGTERM.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{SocketAddr, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_caller-reputation-operator");
+
+/// Every flag of `run`; `--help` must list each one.
+const FLAGS: &[&str] = &[
+    "--kubeconfig",
+    "--namespaces",
+    "--label-selector",
+    "--plivo-base-url",
+    "--default-credentials-secret",
+    "--plivo-requests-per-window",
+    "--plivo-timeout",
+    "--resync-period",
+    "--pending-recheck-min",
+    "--pending-recheck-max",
+    "--concurrency",
+    "--callback-base-url",
+    "--listen",
+    "--log-format",
+    "--log-level",
+    "--leader-election",
+    "--leader-election-namespace",
+    "--leader-election-lease-name",
+    "--leader-election-identity",
+    "--lease-duration",
+    "--shutdown-timeout",
+];
+
+/// A `run` command with no `CRO_*` variables inherited from the test
+/// environment, so each case sees only what it sets.
+fn run_command() -> Command {
+    let mut command = Command::new(BINARY);
+    command.arg("run");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("CRO_") || name == "POD_NAME" {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+fn stderr_lines(output: &std::process::Output) -> Vec<String> {
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn invalid_flag_exits_with_one_line() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--default-credentials-secret", "foo"],
+            "--default-credentials-secret",
+        ),
+        (
+            &["--pending-recheck-min", "1h", "--pending-recheck-max", "5m"],
+            "--pending-recheck-min",
+        ),
+        (
+            &["--callback-base-url", "ftp://callbacks.example.com"],
+            "--callback-base-url",
+        ),
+        (&["--label-selector", "tier in (a"], "--label-selector"),
+        (&["--namespaces", "Bad_Namespace"], "--namespaces"),
+        (&["--concurrency", "none"], "--concurrency"),
+        (&["--resync-period", "hourly"], "--resync-period"),
+        (&["--log-format", "xml"], "--log-format"),
+        (&["--lease-duration", "1s"], "--lease-duration"),
+        (&["--listen", "localhost"], "--listen"),
+        (&["--kubeconfig", "/nonexistent/kubeconfig"], "--kubeconfig"),
+    ];
+    for (flags, flag) in cases {
+        let output = run_command().args(*flags).output().expect("binary starts");
+
+        assert_eq!(output.status.code(), Some(2), "{flags:?}");
+        let lines = stderr_lines(&output);
+        assert_eq!(lines.len(), 1, "{flags:?}: {lines:?}");
+        assert!(
+            lines[0].starts_with(&format!("invalid value for {flag}: ")),
+            "{flags:?}: {}",
+            lines[0]
+        );
+    }
+}
+
+#[test]
+fn invalid_environment_variable_names_flag() {
+    let output = run_command()
+        .env("CRO_CONCURRENCY", "0")
+        .output()
+        .expect("binary starts");
+
+    assert_eq!(output.status.code(), Some(2));
+    let lines = stderr_lines(&output);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("invalid value for --concurrency: "),
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
+fn help_lists_every_flag() {
+    let output = run_command().arg("--help").output().expect("binary starts");
+
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in FLAGS {
+        assert!(
+            help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")),
+            "--help lacks {flag}"
+        );
+    }
+    let documented_variables = help.matches("[env: CRO_").count();
+    assert_eq!(
+        documented_variables,
+        FLAGS.len() - 1,
+        "every flag but the identity reads CRO_*"
+    );
+    assert!(help.contains("[env: POD_NAME="));
+}
+
+/// Writes a kubeconfig that points at a closed loopback port: enough to
+/// build a client, and no request leaves the machine.
+fn write_loopback_kubeconfig(directory: &Path) -> PathBuf {
+    let path = directory.join("kubeconfig");
+    std::fs::write(
+        &path,
+        "apiVersion: v1\n\
+         kind: Config\n\
+         clusters:\n\
+         - name: loopback\n  cluster:\n    server: https://127.0.0.1:1\n\
+         users:\n\
+         - name: tester\n  user:\n    token: not-a-real-token\n\
+         contexts:\n\
+         - name: loopback\n  context:\n    cluster: loopback\n    user: tester\n    namespace: default\n\
+         current-context: loopback\n",
+    )
+    .expect("kubeconfig is written");
+    path
+}
+
+/// A started operator process whose JSON log lines arrive on a channel.
+struct Operator {
+    child: Child,
+    logs: mpsc::Receiver<serde_json::Value>,
+}
+
+impl Operator {
+    /// Starts `run` with `--listen listen` and JSON logs.
+    fn start(kubeconfig: &Path, listen: &str) -> Self {
+        let mut child = run_command()
+            .args(["--kubeconfig".as_ref(), kubeconfig.as_os_str()])
+            .args(["--listen", listen, "--log-format", "json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("binary starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (sender, logs) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(entry) = serde_json::from_str(&line) {
+                    let _ = sender.send(entry);
+                }
+            }
+        });
+        Self { child, logs }
+    }
+
+    /// Waits for the log line with `message` and returns it.
+    fn wait_for_log(&self, message: &str, timeout: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let entry = self
+                .logs
+                .recv_timeout(remaining)
+                .unwrap_or_else(|_| panic!("no log line {message:?} within {timeout:?}"));
+            if entry["message"] == message {
+                return entry;
+            }
+        }
+    }
+
+    fn http_address(&self) -> SocketAddr {
+        let entry = self.wait_for_log(
+            "Serving /healthz, /readyz, /metrics and callbacks",
+            Duration::from_secs(20),
+        );
+        entry["address"]
+            .as_str()
+            .and_then(|address| address.parse().ok())
+            .expect("log line carries the bound address")
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("child status reads") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "operator did not exit within {timeout:?}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends a plain HTTP/1.1 GET and returns the status code and body.
+fn http_get(address: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+#[test]
+fn serves_probes_and_metrics() {
+    let directory = tempfile::tempdir().unwrap();
+    let operator = Operator::start(&write_loopback_kubeconfig(directory.path()), "127.0.0.1:0");
+    let address = operator.http_address();
+
+    let (health, _) = http_get(address, "/healthz").expect("healthz answers");
+    let (metrics_status, metrics) = http_get(address, "/metrics").expect("metrics answer");
+    let (callback, _) = http_get(address, "/callbacks/caller-reputation?number=14155550100")
+        .expect("callback endpoint answers");
+
+    assert_eq!(health, 200);
+    assert_eq!(metrics_status, 200);
+    assert!(
+        metrics.contains("# TYPE caller_reputation_leader gauge"),
+        "{metrics}"
+    );
+    assert_eq!(callback, 403, "an unsigned callback is rejected");
+}
+
+#[test]
+fn sigterm_stops_with_exit_zero() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut operator = Operator::start(&write_loopback_kubeconfig(directory.path()), "127.0.0.1:0");
+    let address = operator.http_address();
+    assert_eq!(
+        http_get(address, "/healthz").expect("healthz answers").0,
+        200
+    );
+
+    operator.terminate();
+    let status = operator.wait_exit(Duration::from_secs(30));
+
+    assert_eq!(status.code(), Some(0));
+    operator.wait_for_log("Operator stopped", Duration::from_secs(5));
+}
+
+#[test]
+fn taken_port_fails_at_start() {
+    let occupied = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = occupied.local_addr().unwrap().port();
+    let directory = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let mut operator = Operator::start(&write_loopback_kubeconfig(directory.path()), &listen);
+
+    let status = operator.wait_exit(Duration::from_secs(30));
+
+    assert_eq!(status.code(), Some(1));
+    let failure = operator.wait_for_log("Operator failed", Duration::from_secs(5));
+    let error = failure["error"].as_str().unwrap_or_default();
+    assert!(error.contains(&listen), "{error}");
+}
