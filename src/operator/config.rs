@@ -62,12 +62,12 @@ pub struct RunArgs {
     )]
     pub plivo_requests_per_window: String,
 
-    /// Timeout of one Plivo HTTP request, e.g. `10s`.
+    /// Time limit of one Plivo HTTP attempt, response body included; retries get their own.
     #[arg(
         long,
         env = "CRO_PLIVO_TIMEOUT",
         value_name = "DURATION",
-        default_value = "30s"
+        default_value = "10s"
     )]
     pub plivo_timeout: String,
 

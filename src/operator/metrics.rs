@@ -23,7 +23,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-use crate::controller::ControllerMetrics;
+use crate::{controller::ControllerMetrics, plivo::RequestObserver};
 
 /// Content type of [`Metrics::render`]: the OpenMetrics text format, which
 /// Prometheus scrapes natively.
@@ -215,6 +215,16 @@ impl Metrics {
     }
 }
 
+impl RequestObserver for Metrics {
+    fn request_finished(&self, endpoint: &'static str, status: Option<u16>, elapsed: Duration) {
+        self.plivo_request_finished(endpoint, status, elapsed);
+    }
+
+    fn rate_limit_waited(&self, _account: &str, waited: Duration) {
+        Metrics::rate_limit_waited(self, waited);
+    }
+}
+
 impl ControllerMetrics for Metrics {
     fn reconcile_finished(&self, kind: &'static str, result: &'static str, elapsed: Duration) {
         self.reconciles
@@ -298,6 +308,8 @@ mod tests {
         samples
     }
 
+    const NUMBER_GET: &str = "GET /Number/{number}/";
+
     fn is_metric_name(name: &str) -> bool {
         !name.is_empty()
             && !name.starts_with(|c: char| c.is_ascii_digit())
@@ -320,9 +332,10 @@ mod tests {
             Duration::from_millis(20),
         );
         metrics.reconcile_finished("CallerReputationNumber", "error", Duration::from_millis(30));
-        metrics.plivo_request_finished("number.get", Some(200), Duration::from_millis(40));
-        metrics.plivo_request_finished("number.get", None, Duration::from_secs(30));
-        metrics.rate_limit_waited(Duration::from_millis(250));
+        let observer: &dyn RequestObserver = &metrics;
+        observer.request_finished(NUMBER_GET, Some(200), Duration::from_millis(40));
+        observer.request_finished(NUMBER_GET, None, Duration::from_secs(10));
+        observer.rate_limit_waited("MAXXXXXXXXXXXXXXXXXX", Duration::from_millis(250));
         metrics.set_numbers_by_status(&[("ACTIVE".to_string(), 3), ("PENDING".to_string(), 1)]);
         metrics.set_leader(true);
 
@@ -355,14 +368,18 @@ mod tests {
         );
         let requests = "caller_reputation_plivo_requests_total";
         assert_eq!(
-            sample(&samples, requests, r#"endpoint="number.get",status="200""#),
+            sample(
+                &samples,
+                requests,
+                r#"endpoint="GET /Number/{number}/",status="200""#
+            ),
             Some(1.0)
         );
         assert_eq!(
             sample(
                 &samples,
                 requests,
-                r#"endpoint="number.get",status="error""#
+                r#"endpoint="GET /Number/{number}/",status="error""#
             ),
             Some(1.0)
         );
@@ -370,7 +387,7 @@ mod tests {
             sample(
                 &samples,
                 "caller_reputation_plivo_request_duration_seconds_count",
-                r#"endpoint="number.get""#
+                r#"endpoint="GET /Number/{number}/""#
             ),
             Some(2.0)
         );
@@ -387,6 +404,12 @@ mod tests {
             Some(3.0)
         );
         assert_eq!(sample(&samples, "caller_reputation_leader", ""), Some(1.0));
+        assert!(
+            !samples
+                .iter()
+                .any(|(_, labels, _)| labels.contains("MAXXXX")),
+            "the account id is not a label"
+        );
     }
 
     #[test]

@@ -39,7 +39,7 @@ use self::{
 };
 use crate::{
     controller::{self, CallbackHub, ControllerMetrics},
-    plivo::PlivoClient,
+    plivo::{self, PlivoClient},
 };
 
 /// Exit code for configuration that cannot be used.
@@ -141,7 +141,7 @@ async fn run(config: Config, kubeconfig: Option<Kubeconfig>) -> Result<(), RunEr
         leader_election = config.leader_election.is_some(),
         "Starting caller-reputation-operator"
     );
-    install_crypto_provider();
+    plivo::install_crypto_provider();
 
     let client = kube_client(kubeconfig).await?;
     let metrics = Arc::new(Metrics::new());
@@ -280,18 +280,18 @@ async fn kube_client(kubeconfig: Option<Kubeconfig>) -> Result<kube::Client, Run
     kube::Client::try_from(config).map_err(RunError::KubeClient)
 }
 
-/// Installs rustls' ring provider for the Kubernetes and Plivo clients; a
-/// provider installed earlier is kept.
-fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// Builds the Plivo client with the metrics as request observer.
 fn plivo_client(settings: &PlivoSettings, metrics: &Arc<Metrics>) -> Result<PlivoClient, RunError> {
-    // NOTE: placeholder until the Plivo client lands; it then takes
-    // `settings` as its ClientConfig and `metrics` as its observer.
-    let _ = (settings, metrics);
-    Ok(PlivoClient)
+    let config = plivo::ClientConfig {
+        base_url: settings.base_url.clone(),
+        requests_per_window: settings.requests_per_window,
+        window: settings.window,
+        timeout: settings.timeout,
+        ..plivo::ClientConfig::default()
+    };
+    let client =
+        PlivoClient::new(config).map_err(|error| RunError::PlivoClient(Box::new(error)))?;
+    Ok(client.with_observer(metrics.clone()))
 }
 
 /// Renders an error and its sources as one line. A cause whose text the
