@@ -19,7 +19,7 @@ enum Command {
     /// Run the operator: reconcile BusinessProfiles and CallerReputationNumbers.
     Run(Box<operator::RunArgs>),
     /// Serve the local Plivo sandbox (Profile and Account Phone Number APIs).
-    Sandbox(sandbox::SandboxArgs),
+    Sandbox(Box<sandbox::SandboxArgs>),
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
 }
@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => operator::main(*args),
-        Command::Sandbox(args) => sandbox::main(args),
+        Command::Sandbox(args) => sandbox::main(*args),
         Command::Crds => {
             print!("{}", api::crds_yaml());
             ExitCode::SUCCESS

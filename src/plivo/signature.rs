@@ -6,8 +6,9 @@
 //!
 //! - V2 signs the called URL without query or fragment, immediately followed by
 //!   the nonce.
-//! - V3 signs the full URL, the request parameters and the nonce; see
-//!   [`v3_message`] for the exact layout.
+//! - V3 signs the full URL, the sorted request parameters and the nonce. GET
+//!   requests render the parameters as a query string; other methods append
+//!   them as `keyvalue` pairs after the URL's own query (see [`sign_v3`]).
 //!
 //! A V3 header may carry several comma-separated signatures when more than one
 //! Auth Token is active; a request is valid when any of them matches any of the
@@ -26,6 +27,11 @@ type HmacSha256 = Hmac<Sha256>;
 ///
 /// `params` are the decoded form fields of a POST, or the parameters added to the
 /// query of a GET. `url` is the URL exactly as the sender was configured with it.
+///
+/// The signed message is `url` without query, then for GET `?k=v&…` over the
+/// query and `params` together (sorted by key, then value); for other methods
+/// `?`, the sorted query as `k=v&…`, a `.` when both parts exist, and the
+/// sorted `params` as `keyvalue` with no separator. Last come `.` and the nonce.
 pub fn sign_v3(
     method: &str,
     url: &str,

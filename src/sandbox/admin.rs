@@ -176,10 +176,15 @@ async fn add_numbers(
     }
     let today = jiff::Zoned::now().date().to_string();
     let added = shared.change(|state| {
+        // Applied to a copy so that one invalid entry leaves every number unchanged.
+        let mut next = state.clone();
+        let mut effects = Effects::default();
         for seed in &seeds {
-            state.add_number(seed, &today).map_err(bad_request)?;
+            next.add_number(seed, &today, &mut effects)
+                .map_err(bad_request)?;
         }
-        Ok::<_, AdminError>((seeds.len(), Effects::default()))
+        *state = next;
+        Ok::<_, AdminError>((seeds.len(), effects))
     })?;
     Ok((StatusCode::CREATED, Json(json!({"added": added}))))
 }

@@ -2,7 +2,7 @@
 //! the Profile and Number handlers.
 //!
 //! Paths must end with `/` as every Plivo SDK sends them. A path without the
-//! trailing slash answers 404 `{"api_id","error":"not found"}`, because
+//! trailing slash gets 404 `{"api_id","error":"not found"}`, because
 //! Plivo's behaviour there is unknown and a client that drops the slash should
 //! notice in tests rather than in production.
 

@@ -5,7 +5,7 @@
 //! `null`), form-encoded for POST or as query parameters for GET, signed with
 //! the V3 headers using the account's Auth Token. The `Ma-V3` header carries the
 //! same signature because every sandbox account is a main account. A receiver
-//! that does not answer 200 gets three more attempts, 60, 120 and 240 seconds
+//! that does not respond 200 gets three more attempts, 60, 120 and 240 seconds
 //! apart (times `callback_retry_scale`).
 //!
 //! Only loopback URLs are called: anything else is refused with a log line,
@@ -43,10 +43,10 @@ pub struct DeliveryRecord {
     pub caller_reputation_status: String,
     /// 1 for the first attempt.
     pub attempt: u32,
-    /// HTTP status the receiver answered; absent when it did not answer.
+    /// HTTP status of the receiver's response; absent without a response.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_status: Option<u16>,
-    /// Why the attempt failed or was refused.
+    /// Failure or rejection reason of the attempt.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub time: String,
@@ -62,7 +62,7 @@ pub fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// Sends `job` until the receiver answers 200 or the attempts run out; stops
+/// Sends `job` until the receiver responds 200 or the attempts run out; stops
 /// early when the sandbox shuts down.
 pub async fn deliver(shared: Arc<Shared>, job: CallbackJob) {
     let method = match job.method {
@@ -166,7 +166,7 @@ async fn send_once(
         CallbackMethod::Get => {
             let mut full = url.clone();
             full.query_pairs_mut().extend_pairs(params);
-            // The receiver sees every parameter in the query, so it signs the
+            // Every parameter travels in the query, so the signature covers the
             // full URL with no extra parameters.
             let signature = sign_v3("GET", full.as_str(), &[], &nonce, token);
             (shared.http.get(full), signature)

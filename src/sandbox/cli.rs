@@ -92,7 +92,7 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "PATH", requires = "tls_self_signed")]
     pub tls_cert_out: Option<PathBuf>,
 
-    /// Fraction (0.0 to 1.0) of every account's requests answered with
+    /// Fraction (0.0 to 1.0) of every account's requests that get
     /// --fault-status instead of being processed.
     #[arg(long = "fault-5xx-ratio", value_name = "RATIO", default_value_t = 0.0)]
     pub fault_5xx_ratio: f64,
@@ -135,7 +135,8 @@ Admin endpoints (JSON, no credentials):
                                                drop_ratio, drop_endpoint, latency_ms,
                                                latency_endpoint, commit_then_fail:
                                                {endpoint, ratio, status},
-                                               error_body_bytes, retry_after_s}
+                                               error_body_bytes, retry_after_s,
+                                               remaining}
   DELETE /_sandbox/faults/{account}
 Endpoint filters look like \"POST /Number/{number}/\" or \"/Profile/\".";
 

@@ -4,7 +4,7 @@
 //! A [`FaultConfig`] is the JSON body of `PUT /_sandbox/faults/{account}` and
 //! what the `--fault-*` flags set for every account at start. Endpoint filters
 //! are written as `METHOD /path/suffix/`, for example `POST /Number/{number}/`
-//! or `GET /Profile/`; a filter without a method matches every method, and a
+//! or `GET /Profile/`. A filter without a method matches every method, and a
 //! missing filter matches every endpoint.
 
 use std::time::Duration;
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct FaultConfig {
-    /// Fraction (0.0 to 1.0) of matching requests answered with `error_status`
+    /// Fraction (0.0 to 1.0) of matching requests that get `error_status`
     /// without being processed.
     pub error_ratio: f64,
     /// Status of injected errors: 500, 502, 503 or 429; 500 when absent.
@@ -32,14 +32,18 @@ pub struct FaultConfig {
     pub latency_ms: u64,
     /// Endpoint filter for `latency_ms`.
     pub latency_endpoint: Option<String>,
-    /// Requests that are processed (and their change kept) but then answered
-    /// with an error or a dropped connection.
+    /// Requests that are processed (and their change kept) but then get an
+    /// error or a dropped connection.
     pub commit_then_fail: Option<CommitThenFail>,
     /// Size in bytes that injected error bodies are padded to.
     pub error_body_bytes: Option<usize>,
     /// `Retry-After` value, in seconds, sent with injected 429 and 503
     /// responses and with rate-limit 429 responses.
     pub retry_after_s: Option<u64>,
+    /// Number of requests that may still get an error, a drop or "commit then
+    /// fail"; each faulted request lowers it by one. Unlimited when absent.
+    /// Latency is not counted.
+    pub remaining: Option<u32>,
 }
 
 /// The "commit then fail" fault: the change is applied, then the response is
@@ -63,16 +67,16 @@ fn one() -> f64 {
     1.0
 }
 
-/// How a faulted request ends.
+/// Ending of a faulted request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Answer with this status and a Plivo-shaped error body.
+    /// Respond with this status and a Plivo-shaped error body.
     Status(u16),
     /// Close the connection without a response.
     Drop,
 }
 
-/// What the fault layer does with one request, decided before it runs.
+/// Fault decisions for one request, made before it runs.
 #[derive(Debug, Default, PartialEq)]
 pub struct FaultPlan {
     /// Delay before processing.
@@ -116,8 +120,23 @@ impl FaultConfig {
     }
 
     /// Decides the faults for one request to `endpoint` (`METHOD /template/`),
-    /// drawing random numbers from `draw` (uniform in 0.0..1.0).
-    pub fn plan(&self, endpoint: &str, mut draw: impl FnMut() -> f64) -> FaultPlan {
+    /// drawing random numbers from `draw` (uniform in 0.0..1.0), and counts
+    /// the request against `remaining` when it is faulted.
+    pub fn plan(&mut self, endpoint: &str, draw: impl FnMut() -> f64) -> FaultPlan {
+        let mut plan = self.plan_unlimited(endpoint, draw);
+        let faulted = plan.instead.is_some() || plan.after.is_some();
+        match &mut self.remaining {
+            Some(0) => {
+                plan.instead = None;
+                plan.after = None;
+            }
+            Some(remaining) if faulted => *remaining -= 1,
+            Some(_) | None => {}
+        }
+        plan
+    }
+
+    fn plan_unlimited(&self, endpoint: &str, mut draw: impl FnMut() -> f64) -> FaultPlan {
         let mut plan = FaultPlan::default();
 
         if self.latency_ms > 0 && endpoint_matches(self.latency_endpoint.as_deref(), endpoint) {
@@ -213,7 +232,7 @@ mod tests {
 
     #[test]
     fn full_ratio_always_fails_without_drawing() {
-        let faults = FaultConfig {
+        let mut faults = FaultConfig {
             error_ratio: 1.0,
             error_status: Some(503),
             ..FaultConfig::default()
@@ -224,7 +243,7 @@ mod tests {
 
     #[test]
     fn commit_then_fail_applies_only_to_its_endpoint() {
-        let faults = FaultConfig {
+        let mut faults = FaultConfig {
             commit_then_fail: Some(CommitThenFail {
                 endpoint: Some("POST /Number/{number}/".to_string()),
                 ratio: 1.0,
@@ -237,6 +256,28 @@ mod tests {
             Some(Outcome::Drop)
         );
         assert_eq!(faults.plan(GET_NUMBER, || 0.0).after, None);
+    }
+
+    #[test]
+    fn remaining_limits_faulted_requests() {
+        let mut faults = FaultConfig {
+            error_ratio: 1.0,
+            latency_ms: 5,
+            remaining: Some(2),
+            ..FaultConfig::default()
+        };
+        let outcomes: Vec<Option<Outcome>> = (0..3)
+            .map(|_| faults.plan(GET_NUMBER, || 0.0).instead)
+            .collect();
+        assert_eq!(
+            outcomes,
+            [Some(Outcome::Status(500)), Some(Outcome::Status(500)), None]
+        );
+        assert_eq!(faults.remaining, Some(0));
+        assert_eq!(
+            faults.plan(GET_NUMBER, || 0.0).latency,
+            Duration::from_millis(5)
+        );
     }
 
     #[test]

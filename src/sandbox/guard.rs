@@ -65,7 +65,7 @@ pub fn classify(path: &str) -> Option<Route> {
     Some(Route { account, template })
 }
 
-/// How a request ended, for the log.
+/// Final status and fault of a request, for the log.
 struct Served {
     status: u16,
     fault: Option<&'static str>,
@@ -147,24 +147,27 @@ async fn process(
     next: Next,
     killer: Option<&ConnectionKiller>,
 ) -> (Option<Response>, Served) {
-    if let Err(response) = authenticate(shared, &route.account, request.headers()) {
-        let status = response.status().as_u16();
+    if let Err(message) = authenticate(shared, &route.account, request.headers()) {
+        let response = (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({ "error": message })),
+        )
+            .into_response();
         return (
             Some(response),
             Served {
-                status,
+                status: 401,
                 fault: None,
             },
         );
     }
 
-    let faults = shared.faults_for(&route.account);
     if let Some(limit) = shared.rate_limit {
         let accepted = lock(&shared.limiter).try_acquire(&route.account, limit, Instant::now());
         if !accepted {
             let response = with_retry_after(
                 plivo_error(StatusCode::TOO_MANY_REQUESTS, "too many requests", None),
-                faults.retry_after_s,
+                shared.faults_for(&route.account).retry_after_s,
             );
             return (
                 Some(response),
@@ -176,7 +179,7 @@ async fn process(
         }
     }
 
-    let plan = faults.plan(endpoint, rand::random::<f64>);
+    let (faults, plan) = shared.plan_faults(&route.account, endpoint);
     if plan.latency > Duration::ZERO {
         tokio::time::sleep(plan.latency).await;
     }
@@ -269,16 +272,13 @@ fn with_retry_after(mut response: Response, retry_after_s: Option<u64>) -> Respo
 }
 
 /// Checks HTTP Basic credentials against the path's account.
-fn authenticate(shared: &Shared, account: &str, headers: &HeaderMap) -> Result<(), Response> {
-    let unauthorized = |message: &str| {
-        (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(json!({ "error": message })),
-        )
-            .into_response()
-    };
+///
+/// # Errors
+/// The `error` text of Plivo's 401 body.
+fn authenticate(shared: &Shared, account: &str, headers: &HeaderMap) -> Result<(), &'static str> {
+    const MISSING: &str = "authentication credentials were not provided";
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(unauthorized("authentication credentials were not provided"));
+        return Err(MISSING);
     };
     let credentials = value
         .to_str()
@@ -291,11 +291,11 @@ fn authenticate(shared: &Shared, account: &str, headers: &HeaderMap) -> Result<(
         })
         .and_then(|decoded| String::from_utf8(decoded).ok());
     let Some(credentials) = credentials else {
-        return Err(unauthorized("authentication credentials were not provided"));
+        return Err(MISSING);
     };
     let (user, password) = credentials.split_once(':').unwrap_or((&credentials, ""));
     if user != account || !shared.token_matches(account, password) {
-        return Err(unauthorized("invalid credentials"));
+        return Err("invalid credentials");
     }
     Ok(())
 }

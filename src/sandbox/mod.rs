@@ -9,8 +9,8 @@
 //!
 //! - one profile per EIN per account (a second create answers 400 naming the EIN);
 //! - only US `local` and `tollfree` numbers may enable Caller Reputation
-//!   (others answer 400 `number_not_eligible`); an unknown profile or one of
-//!   another account answers 400 `invalid_profile_uuid`;
+//!   (others get 400 `number_not_eligible`); an unknown profile or one of
+//!   another account gets 400 `invalid_profile_uuid`;
 //! - `caller_reputation_status` goes `null` → `PENDING` on enable, then
 //!   `ACTIVE` or `FAILED` after the activation delay; enabling with another
 //!   profile starts `PENDING` again; enabling again with the same profile
@@ -18,10 +18,11 @@
 //!   since; disabling returns to `null` and clears `profile_uuid`; deleting a
 //!   profile disables its numbers. Profiles whose EIN is in the fail list, or
 //!   that have no website when so configured, fail;
-//! - a status callback (see [`callbacks`]) on every status change;
+//! - a signed status callback on every status change (see [`callbacks`]);
 //! - 300 requests per account in any 5-second window (429 `too many requests`).
 //!
-//! Paths without the trailing slash answer 404 (see [`api`]).
+//! Paths without the trailing slash get 404 `not found`: Plivo's behaviour
+//! there is unknown, and a client that drops the slash should fail in tests.
 //!
 //! # Admin endpoints
 //!
@@ -36,7 +37,7 @@
 //! | `DELETE /_sandbox/requests` | | empties the request log |
 //! | `GET /_sandbox/callbacks` | | every callback attempt: number, url, status sent, attempt, response status or error |
 //! | `POST /_sandbox/reset` | | seed numbers only, no profiles, empty logs, start-up faults |
-//! | `POST /_sandbox/numbers` | `{"account","number","type","country"}` or a list | rents numbers (201) |
+//! | `POST /_sandbox/numbers` | `{"account","number","type","country"}` or a list | rents numbers (201); a rented number changed to an ineligible type or country reads `NOT_ENROLLED` |
 //! | `DELETE /_sandbox/numbers/{number}` | | unrents a number |
 //! | `POST /_sandbox/numbers/{number}/decision` | `{"status":"ACTIVE"}` (or `FAILED`, `NOT_ENROLLED`, `PENDING`) | sets the status now, ending any pending decision |
 //! | `POST /_sandbox/numbers/{number}/disable` | | Caller Reputation off (`null`, no profile) |

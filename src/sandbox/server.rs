@@ -26,10 +26,10 @@ use tower::ServiceExt as _;
 
 use super::callbacks::{self, DeliveryRecord};
 use super::config::{SandboxConfig, SeedNumber, TlsConfig};
-use super::faults::{FaultConfig, InvalidFault};
+use super::faults::{FaultConfig, FaultPlan, InvalidFault};
 use super::rate_limit::RateLimiter;
 use super::request_log::RequestLog;
-use super::state::{DecisionJob, DecisionRules, Effects, State};
+use super::state::{CrStatus, DecisionJob, DecisionRules, Effects, State, digits_only};
 use super::{admin, api};
 
 /// Time allowed for a TLS handshake.
@@ -73,6 +73,8 @@ pub enum Error {
     InvalidTls(String),
     #[error("failed to generate a self-signed certificate")]
     SelfSigned(#[source] rcgen::Error),
+    #[error("failed to build the HTTP client for callbacks: {0}")]
+    CallbackClient(String),
 }
 
 /// State shared by handlers and background tasks of one sandbox.
@@ -163,6 +165,17 @@ impl Shared {
             .unwrap_or_else(|| self.default_faults.clone())
     }
 
+    /// Decides the faults for one request of `account` and counts it against
+    /// the account's `remaining` budget.
+    pub(crate) fn plan_faults(&self, account: &str, endpoint: &str) -> (FaultConfig, FaultPlan) {
+        let mut all = lock(&self.faults);
+        let faults = all
+            .entry(account.to_string())
+            .or_insert_with(|| self.default_faults.clone());
+        let plan = faults.plan(endpoint, rand::random::<f64>);
+        (faults.clone(), plan)
+    }
+
     /// Replaces the faults of `account`.
     pub(crate) fn set_faults(&self, account: &str, faults: FaultConfig) {
         lock(&self.faults).insert(account.to_string(), faults);
@@ -231,6 +244,8 @@ impl Shared {
     }
 
     /// Writes the state file atomically: a temporary file next to it, then a rename.
+    // NOTE: this runs under the state lock and blocks the calling worker thread;
+    // fine for demo-sized state, a cost for thousands of profiles.
     fn persist(&self, state: &State) {
         let Some(path) = &self.state_file else {
             return;
@@ -270,7 +285,7 @@ fn seeded_state(seeds: &[SeedNumber]) -> Result<State, Error> {
     let today = jiff::Zoned::now().date().to_string();
     for seed in seeds {
         state
-            .add_number(seed, &today)
+            .add_number(seed, &today, &mut Effects::default())
             .map_err(Error::InvalidSeedNumber)?;
     }
     Ok(state)
@@ -356,7 +371,7 @@ impl Sandbox {
             .tls_danger_accept_invalid_certs(true)
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|error| Error::InvalidTls(error.to_string()))?;
+            .map_err(|error| Error::CallbackClient(error.to_string()))?;
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let pending = state.pending_decisions();
@@ -483,6 +498,37 @@ impl RunningSandbox {
     /// Replaces the faults of one account.
     pub fn set_faults(&self, account: &str, faults: FaultConfig) {
         self.shared.set_faults(account, faults);
+    }
+
+    /// Rents a number, as `POST /_sandbox/numbers` does.
+    ///
+    /// # Errors
+    /// The account is not configured, the number has no digits, or another
+    /// account rents it.
+    pub fn add_number(&self, seed: &SeedNumber) -> Result<(), String> {
+        if !self.shared.has_account(&seed.account) {
+            return Err(format!("account {} is not configured", seed.account));
+        }
+        let today = jiff::Zoned::now().date().to_string();
+        self.shared.change(|state| {
+            let mut effects = Effects::default();
+            state.add_number(seed, &today, &mut effects)?;
+            Ok(((), effects))
+        })
+    }
+
+    /// Sets a number's Caller Reputation status now, as
+    /// `POST /_sandbox/numbers/{number}/decision` does. Returns `false` when no
+    /// account rents the number.
+    pub fn force_status(&self, number: &str, status: CrStatus) -> bool {
+        let number = digits_only(number);
+        self.shared
+            .change(|state| {
+                let mut effects = Effects::default();
+                let found = state.force_status(&number, status, &mut effects);
+                Ok::<_, ()>((found, effects))
+            })
+            .unwrap_or(false)
     }
 
     /// Stops accepting, closes open connections and stops timers and callbacks.

@@ -143,7 +143,7 @@ pub struct Effects {
     pub decisions: Vec<DecisionJob>,
 }
 
-/// Why a Plivo API request is rejected; each becomes a Plivo-shaped error.
+/// Rejection reasons of Plivo API requests, each rendered as a Plivo-shaped error.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ApiError {
     #[error("Invalid request parameter(s) - {0}")]
@@ -161,7 +161,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// Returns the HTTP status Plivo answers with.
+    /// Returns the HTTP status Plivo responds with.
     pub fn status(&self) -> u16 {
         match self {
             Self::ProfileNotFound | Self::NumberNotFound => 404,
@@ -222,11 +222,17 @@ impl State {
     }
 
     /// Adds a rented number, or changes type and country of a number the same
-    /// account already rents.
+    /// account already rents. A registered number that stops being eligible
+    /// moves to `NOT_ENROLLED`.
     ///
     /// # Errors
     /// Fails when another account rents the number or it has no digits.
-    pub fn add_number(&mut self, seed: &SeedNumber, today: &str) -> Result<(), String> {
+    pub fn add_number(
+        &mut self,
+        seed: &SeedNumber,
+        today: &str,
+        effects: &mut Effects,
+    ) -> Result<(), String> {
         let number = digits_only(&seed.number);
         if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit()) {
             return Err(format!(
@@ -242,7 +248,14 @@ impl State {
             }
             existing.number_type = seed.number_type;
             existing.country = seed.country.to_ascii_uppercase();
+            let lost_eligibility = !is_eligible(existing)
+                && existing
+                    .status
+                    .is_some_and(|status| status != CrStatus::NotEnrolled);
             self.bump();
+            if lost_eligibility {
+                self.force_status(&number, CrStatus::NotEnrolled, effects);
+            }
             return Ok(());
         }
         self.numbers.insert(
@@ -437,8 +450,9 @@ impl State {
         Ok(effects)
     }
 
-    /// An enable with the current profile restarts registration only after a
-    /// failure that the profile has since been updated to address.
+    /// Returns whether an enable with `uuid` leaves the number as it is. The
+    /// current profile restarts registration only after a `FAILED` status that
+    /// the profile was updated after.
     fn enable_changes_nothing(&self, number: &str, uuid: &str) -> bool {
         let Some(entry) = self.numbers.get(number) else {
             return false;
@@ -601,7 +615,9 @@ mod tests {
             number_type,
             country: country.to_string(),
         };
-        state.add_number(&seed, "2026-01-01").unwrap();
+        state
+            .add_number(&seed, "2026-01-01", &mut Effects::default())
+            .unwrap();
         state
     }
 
@@ -717,6 +733,24 @@ mod tests {
         let number = &state.numbers["14155550100"];
         assert_eq!(number.status, Some(CrStatus::Pending));
         assert_eq!(number.profile_uuid.as_deref(), Some("p2"));
+    }
+
+    #[test]
+    fn number_that_becomes_mobile_reads_not_enrolled() {
+        let mut state = state_with("14155550100", NumberType::Local, "US");
+        profile(&mut state, "p1", "1");
+        enable(&mut state, "p1").unwrap();
+        let seed = SeedNumber {
+            account: ACCOUNT.to_string(),
+            number: "14155550100".to_string(),
+            number_type: NumberType::Mobile,
+            country: "US".to_string(),
+        };
+        state
+            .add_number(&seed, "2026-01-01", &mut Effects::default())
+            .unwrap();
+        let number = &state.numbers["14155550100"];
+        assert_eq!(number.status, Some(CrStatus::NotEnrolled));
     }
 
     #[test]
