@@ -39,7 +39,7 @@ const FLAGS: &[&str] = &[
 ];
 
 /// A `run` command with no `CRO_*` variables inherited from the test
-/// environment, so each case sees only what it sets.
+/// environment, so each case runs with only the variables it sets.
 fn run_command() -> Command {
     let mut command = Command::new(BINARY);
     command.arg("run");

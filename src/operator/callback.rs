@@ -12,9 +12,9 @@
 //! registered at Plivo, so a TLS-terminating proxy in front of the operator
 //! does not break signatures.
 //!
-//! Answers: 200 after triggering; 400 when `number` is missing or not digits;
+//! Responses: 200 after triggering; 400 when `number` is missing or not digits;
 //! 403 when the signature is missing or wrong, or when no managed resource has
-//! the number (the same answer, so a caller learns nothing about which numbers
+//! the number (the same response, so a caller learns nothing about which numbers
 //! are managed); 413 over [`BODY_LIMIT`]; 503 on a standby replica, because
 //! only the leader reconciles and Plivo retries callbacks that are not
 //! answered with 200.
@@ -62,7 +62,7 @@ pub fn public_callback_url(base: &Url) -> Url {
     url
 }
 
-/// What the callback endpoint needs from the rest of the process.
+/// Shared state of the callback endpoint.
 #[derive(Clone)]
 pub struct CallbackState {
     pub sink: Arc<dyn CallbackSink>,
@@ -80,7 +80,7 @@ pub fn routes(state: CallbackState) -> Router {
         .with_state(state)
 }
 
-/// Why a callback was not acted upon; also the `result` metric label.
+/// Reason a callback was rejected; also the `result` metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rejection {
     Standby,
@@ -192,7 +192,7 @@ async fn accept(
     Ok(triggered)
 }
 
-/// The `number` parameter as digits only (`+14155550100` gives `14155550100`).
+/// Extracts the `number` parameter as digits only (`+14155550100` gives `14155550100`).
 fn find_number(method: &Method, uri: &Uri, form: &[(String, String)]) -> Option<String> {
     let value = if method == Method::GET {
         let query = uri.query().unwrap_or_default();

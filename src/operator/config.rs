@@ -89,7 +89,7 @@ pub struct RunArgs {
     )]
     pub pending_recheck_min: String,
 
-    /// Longest delay between two checks of a PENDING number.
+    /// Maximum delay between two checks of a PENDING number.
     #[arg(
         long,
         env = "CRO_PENDING_RECHECK_MAX",
@@ -184,7 +184,7 @@ pub struct RunArgs {
 pub struct ConfigError {
     /// The flag's long name without the leading dashes.
     pub flag: &'static str,
-    /// What is wrong and what is expected.
+    /// Description of the problem and of the expected value.
     pub reason: String,
 }
 

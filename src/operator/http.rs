@@ -120,7 +120,7 @@ mod tests {
         let request = Request::get(path)
             .body(Body::empty())
             .expect("request builds");
-        let response = router.oneshot(request).await.expect("router answers");
+        let response = router.oneshot(request).await.expect("router responds");
         let status = response.status();
         let body = axum::body::to_bytes(response.into_body(), 1 << 20)
             .await
@@ -129,7 +129,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn healthz_answers_while_starting() {
+    async fn healthz_responds_while_starting() {
         let (status, _) = get_status(test_router(Arc::default()), "/healthz").await;
 
         assert_eq!(status, StatusCode::OK);
@@ -162,7 +162,7 @@ mod tests {
         let response = test_router(Arc::default())
             .oneshot(request)
             .await
-            .expect("router answers");
+            .expect("router responds");
 
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(

@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-/// Why a label selector was rejected; the text names the offending requirement.
+/// Rejection of a label selector, naming the offending requirement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SelectorError(String);
 
@@ -22,9 +22,9 @@ impl fmt::Display for SelectorError {
 ///
 /// Accepted requirements, separated by commas: `key`, `!key`, `key=value`,
 /// `key==value`, `key!=value`, `key in (v1,v2)`, `key notin (v1,v2)`,
-/// `key>1` and `key<1`. Keys and values follow the Kubernetes rules: a key is
+/// `key>1` and `key<1`. Keys and values follow the Kubernetes rules. A key is
 /// an optional DNS subdomain prefix and `/`, then a name of at most 63
-/// characters; a value is at most 63 characters and may be empty.
+/// characters. A value is at most 63 characters and may be empty.
 ///
 /// # Errors
 /// Returns a [`SelectorError`] naming the first invalid requirement.
@@ -142,7 +142,7 @@ fn check_value(value: &str) -> Result<(), String> {
     }
 }
 
-/// A label name or value: at most 63 characters, alphanumeric at both ends,
+/// Checks a label name or value: at most 63 characters, alphanumeric at both ends,
 /// `-`, `_` and `.` allowed inside.
 fn is_label_name(text: &str) -> bool {
     let bytes = text.as_bytes();
@@ -157,7 +157,7 @@ fn is_label_name(text: &str) -> bool {
             .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.'))
 }
 
-/// A DNS-1123 label: at most 63 lowercase alphanumerics or `-`, alphanumeric
+/// Checks a DNS-1123 label: at most 63 lowercase alphanumerics or `-`, alphanumeric
 /// at both ends. Namespaces are DNS labels.
 pub fn is_dns_label(text: &str) -> bool {
     let bytes = text.as_bytes();
@@ -172,7 +172,7 @@ pub fn is_dns_label(text: &str) -> bool {
             .all(|byte| is_lower_alphanumeric(*byte) || *byte == b'-')
 }
 
-/// A DNS-1123 subdomain: at most 253 characters of dot-separated DNS labels.
+/// Checks a DNS-1123 subdomain: at most 253 characters of dot-separated DNS labels.
 /// Most object names, such as Secrets and Leases, are subdomains.
 pub fn is_dns_subdomain(text: &str) -> bool {
     text.len() <= 253 && text.split('.').all(is_dns_label)

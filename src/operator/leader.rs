@@ -2,7 +2,7 @@
 //! else only the holder of a `coordination.k8s.io/v1` Lease.
 //!
 //! The Lease is managed by `kube-lease-manager`. The holder renews it
-//! `grace` (a third of the duration) before it expires; a standby waits for
+//! `grace` (a third of the duration) before it expires. A standby waits for
 //! expiry, clears the stale holder and takes the Lease. So after the leader
 //! dies without releasing, a standby takes over about one lease duration
 //! after the leader's last renewal, plus up to one second of jitter.
@@ -36,15 +36,15 @@ const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
-/// Why the controllers stopped other than by a shutdown request.
+/// Failure that stopped the controllers without a shutdown request.
 #[derive(Debug, thiserror::Error)]
 pub enum LeaderError {
-    /// `controller::run` returned although nobody asked it to stop.
+    /// `controller::run` returned before a stop was requested.
     #[error("controllers stopped without a shutdown request")]
     ControllersExited,
 }
 
-/// What a run of the controllers needs besides the Kubernetes client.
+/// Inputs of a controllers run, besides the Kubernetes client.
 #[derive(Clone)]
 pub struct Controllers {
     pub launcher: Launcher,

@@ -67,8 +67,8 @@ fn reconcile_buckets() -> Histogram {
     Histogram::new(exponential_buckets(0.005, 2.0, 14))
 }
 
-/// Plivo answers in tens of milliseconds, retries stretch to the timeout:
-/// 10 ms doubling to ~41 s.
+/// Plivo responds in tens of milliseconds, and retries stretch a request
+/// towards the timeout: 10 ms doubling to ~41 s.
 fn request_buckets() -> Histogram {
     Histogram::new(exponential_buckets(0.01, 2.0, 13))
 }

@@ -48,7 +48,7 @@ const EXIT_INVALID_CONFIG: u8 = 2;
 /// How long the HTTP server may take to finish open requests at exit.
 const HTTP_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Why the operator stopped without a shutdown request.
+/// Failure that stopped the operator without a shutdown request.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("failed to load the Kubernetes configuration")]

@@ -57,7 +57,7 @@ impl Readiness {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = role;
     }
 
-    /// The replica's current role.
+    /// Returns the replica's current role.
     pub fn role(&self) -> Role {
         *self
             .role
@@ -65,7 +65,7 @@ impl Readiness {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Whether `/readyz` answers 200.
+    /// Returns whether `/readyz` responds with 200.
     pub fn is_ready(&self) -> bool {
         match self.role() {
             Role::Standby => true,

@@ -32,7 +32,7 @@ impl ShutdownSignal {
         let _ = self.0.wait_for(|requested| *requested).await;
     }
 
-    /// Whether shutdown has been requested.
+    /// Returns whether shutdown has been requested.
     pub fn is_requested(&self) -> bool {
         *self.0.borrow()
     }

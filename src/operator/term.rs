@@ -2,8 +2,8 @@
 //!
 //! A [`Term`] owns the spawned `controller::run` task. Draining completes the
 //! task's own shutdown future and waits, within a timeout, for in-flight
-//! reconciles; aborting drops the task at its next await point, which is what
-//! a replica that lost the Lease must do at once.
+//! reconciles. Aborting drops the task at its next await point, because a
+//! replica that lost the Lease must stop at once.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -14,7 +14,7 @@ use tokio::{sync::oneshot, task::JoinHandle};
 /// stop taking new work, returns the future that runs them to completion.
 pub type Launcher = Arc<dyn Fn(BoxFuture<'static, ()>) -> BoxFuture<'static, ()> + Send + Sync>;
 
-/// How a drain ended.
+/// Outcome of [`Term::drain`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Drained {
     /// Every in-flight reconcile finished.

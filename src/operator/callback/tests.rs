@@ -14,7 +14,7 @@ const NUMBER: &str = "14155550100";
 const NONCE: &str = "31627761595286130198";
 const LOCAL_HOST: &str = "127.0.0.1:8080";
 
-/// A sink that knows one number and records every trigger.
+/// A sink that manages one number and records every trigger.
 #[derive(Default)]
 struct RecordingSink {
     targets: HashMap<String, Vec<(String, String, Vec<String>)>>,
@@ -112,7 +112,7 @@ fn local_url() -> String {
     format!("http://{LOCAL_HOST}{CALLBACK_PATH}")
 }
 
-/// A POST as the server receives it, with extra headers.
+/// Builds a POST as the server receives it, with extra headers.
 fn post(body: &str, headers: &[(&str, &str)]) -> Request<Body> {
     let mut request = Request::post(CALLBACK_PATH)
         .header(header::HOST, LOCAL_HOST)
@@ -144,7 +144,7 @@ async fn send(router: &Router, request: Request<Body>) -> StatusCode {
         .clone()
         .oneshot(request)
         .await
-        .expect("router answers")
+        .expect("router responds")
         .status()
 }
 
@@ -508,7 +508,7 @@ async fn v3_signed_get_triggers_reconcile() {
 }
 
 #[tokio::test]
-async fn standby_answers_unavailable() {
+async fn standby_returns_unavailable() {
     let harness = harness(RecordingSink::with_number(NUMBER, &[TOKEN]), None);
     harness.readiness.set_role(Role::Standby);
     let form = status_form(NUMBER);
