@@ -1,6 +1,10 @@
 //! Tests of `caller-reputation-operator run` as a process: configuration
-//! errors, `--help`, the HTTP port and shutdown on SIGTERM.
+//! errors, `--help`, the HTTP port, shutdown on SIGTERM, and leader election
+//! between two processes on the local control plane of `tests/support`.
 
+mod support;
+
+use k8s_openapi::api::coordination::v1::Lease;
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::{SocketAddr, TcpStream},
@@ -12,6 +16,9 @@ use std::{
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_caller-reputation-operator");
+
+/// Default name of the election Lease.
+const LEASE_NAME: &str = "caller-reputation-operator";
 
 /// Every flag of `run`; `--help` must list each one.
 const FLAGS: &[&str] = &[
@@ -162,11 +169,12 @@ struct Operator {
 }
 
 impl Operator {
-    /// Starts `run` with `--listen listen` and JSON logs.
-    fn start(kubeconfig: &Path, listen: &str) -> Self {
+    /// Starts `run` with `--listen listen`, JSON logs and `extra` flags.
+    fn start(kubeconfig: &Path, listen: &str, extra: &[&str]) -> Self {
         let mut child = run_command()
             .args(["--kubeconfig".as_ref(), kubeconfig.as_os_str()])
             .args(["--listen", listen, "--log-format", "json"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -261,16 +269,34 @@ fn http_get(address: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     Ok((status, body))
 }
 
+fn wait_until_ready(address: SocketAddr, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while !matches!(http_get(address, "/readyz"), Ok((200, _))) {
+        assert!(
+            Instant::now() < deadline,
+            "/readyz not 200 within {timeout:?}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn serves_probes_and_metrics() {
     let directory = tempfile::tempdir().unwrap();
-    let operator = Operator::start(&write_loopback_kubeconfig(directory.path()), "127.0.0.1:0");
+    let operator = Operator::start(
+        &write_loopback_kubeconfig(directory.path()),
+        "127.0.0.1:0",
+        &[],
+    );
     let address = operator.http_address();
+    // Callbacks are served by the leader only; without election the process
+    // leads as soon as its controllers start, which /readyz reports.
+    wait_until_ready(address, Duration::from_secs(20));
 
-    let (health, _) = http_get(address, "/healthz").expect("healthz answers");
-    let (metrics_status, metrics) = http_get(address, "/metrics").expect("metrics answer");
+    let (health, _) = http_get(address, "/healthz").expect("healthz responds");
+    let (metrics_status, metrics) = http_get(address, "/metrics").expect("metrics respond");
     let (callback, _) = http_get(address, "/callbacks/caller-reputation?number=14155550100")
-        .expect("callback endpoint answers");
+        .expect("callback endpoint responds");
 
     assert_eq!(health, 200);
     assert_eq!(metrics_status, 200);
@@ -284,10 +310,14 @@ fn serves_probes_and_metrics() {
 #[test]
 fn sigterm_stops_with_exit_zero() {
     let directory = tempfile::tempdir().unwrap();
-    let mut operator = Operator::start(&write_loopback_kubeconfig(directory.path()), "127.0.0.1:0");
+    let mut operator = Operator::start(
+        &write_loopback_kubeconfig(directory.path()),
+        "127.0.0.1:0",
+        &[],
+    );
     let address = operator.http_address();
     assert_eq!(
-        http_get(address, "/healthz").expect("healthz answers").0,
+        http_get(address, "/healthz").expect("healthz responds").0,
         200
     );
 
@@ -304,7 +334,7 @@ fn taken_port_fails_at_start() {
     let port = occupied.local_addr().unwrap().port();
     let directory = tempfile::tempdir().unwrap();
     let listen = format!("127.0.0.1:{port}");
-    let mut operator = Operator::start(&write_loopback_kubeconfig(directory.path()), &listen);
+    let mut operator = Operator::start(&write_loopback_kubeconfig(directory.path()), &listen, &[]);
 
     let status = operator.wait_exit(Duration::from_secs(30));
 
@@ -312,4 +342,153 @@ fn taken_port_fails_at_start() {
     let failure = operator.wait_for_log("Operator failed", Duration::from_secs(5));
     let error = failure["error"].as_str().unwrap_or_default();
     assert!(error.contains(&listen), "{error}");
+}
+
+/// Lease duration of the election tests; short so a takeover is quick.
+const TEST_LEASE_SECONDS: u64 = 4;
+
+/// Returns the holder identity of the Lease, if the Lease exists and has one.
+async fn lease_holder(leases: &kube::Api<Lease>, name: &str) -> Option<String> {
+    leases
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|lease| lease.spec)
+        .and_then(|spec| spec.holder_identity)
+}
+
+/// Returns the value of `caller_reputation_leader` on the operator's `/metrics`.
+fn leader_gauge(address: SocketAddr) -> Option<f64> {
+    let (_, metrics) = http_get(address, "/metrics").ok()?;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("caller_reputation_leader "))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// Starts one operator taking part in the election for `namespace`.
+fn start_candidate(kubeconfig: &Path, namespace: &str, identity: &str) -> Operator {
+    let lease_duration = format!("{TEST_LEASE_SECONDS}s");
+    Operator::start(
+        kubeconfig,
+        "127.0.0.1:0",
+        &[
+            "--leader-election",
+            "--leader-election-namespace",
+            namespace,
+            "--leader-election-identity",
+            identity,
+            "--lease-duration",
+            &lease_duration,
+            "--shutdown-timeout",
+            "5s",
+        ],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_operators_elect_one_leader() {
+    let cluster = support::cluster().await;
+    let namespace = support::namespace("leader-election").await;
+    let leases = kube::Api::<Lease>::namespaced(namespace.client.clone(), &namespace.name);
+    let mut first = start_candidate(&cluster.kubeconfig, &namespace.name, "operator-a");
+    let mut second = start_candidate(&cluster.kubeconfig, &namespace.name, "operator-b");
+    let addresses = [first.http_address(), second.http_address()];
+
+    let holder = support::eventually("a Lease holder", Duration::from_secs(30), || {
+        lease_holder(&leases, LEASE_NAME)
+    })
+    .await;
+    let leader_index = match holder.as_str() {
+        "operator-a" => 0,
+        "operator-b" => 1,
+        other => panic!("unexpected Lease holder {other:?}"),
+    };
+    let standby_index = 1 - leader_index;
+    support::eventually(
+        "the holder's leader gauge at 1",
+        Duration::from_secs(10),
+        || async { (leader_gauge(addresses[leader_index]) == Some(1.0)).then_some(()) },
+    )
+    .await;
+
+    // A full lease period later the election is settled: still one holder,
+    // and the standby neither leads nor blocks a rollout.
+    tokio::time::sleep(Duration::from_secs(TEST_LEASE_SECONDS)).await;
+    assert_eq!(
+        lease_holder(&leases, LEASE_NAME).await.as_deref(),
+        Some(holder.as_str())
+    );
+    assert_eq!(leader_gauge(addresses[leader_index]), Some(1.0));
+    assert_eq!(leader_gauge(addresses[standby_index]), Some(0.0));
+    let (standby_ready, _) =
+        http_get(addresses[standby_index], "/readyz").expect("readyz responds");
+    assert_eq!(standby_ready, 200);
+
+    drop_both(&mut first, &mut second);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standby_takes_over_after_leader_is_killed() {
+    let cluster = support::cluster().await;
+    let namespace = support::namespace("leader-takeover").await;
+    let leases = kube::Api::<Lease>::namespaced(namespace.client.clone(), &namespace.name);
+    let mut candidates = [
+        start_candidate(&cluster.kubeconfig, &namespace.name, "operator-a"),
+        start_candidate(&cluster.kubeconfig, &namespace.name, "operator-b"),
+    ];
+    let addresses = [candidates[0].http_address(), candidates[1].http_address()];
+    let holder = support::eventually("a Lease holder", Duration::from_secs(30), || {
+        lease_holder(&leases, LEASE_NAME)
+    })
+    .await;
+    let leader_index = usize::from(holder == "operator-b");
+    let standby_index = 1 - leader_index;
+    let standby_identity = if leader_index == 0 {
+        "operator-b"
+    } else {
+        "operator-a"
+    };
+
+    candidates[leader_index]
+        .child
+        .kill()
+        .expect("SIGKILL is sent");
+    let killed_at = Instant::now();
+    // The dead holder's Lease stays valid for at most one duration after its
+    // last renewal; the standby then waits up to 1 s of jitter before taking it.
+    let takeover_deadline = Duration::from_secs(TEST_LEASE_SECONDS + 4);
+    support::eventually(
+        "the standby to hold the Lease",
+        takeover_deadline,
+        || async {
+            (lease_holder(&leases, LEASE_NAME).await.as_deref() == Some(standby_identity))
+                .then_some(())
+        },
+    )
+    .await;
+    let takeover = killed_at.elapsed();
+    support::eventually(
+        "the new leader's gauge at 1",
+        Duration::from_secs(5),
+        || async { (leader_gauge(addresses[standby_index]) == Some(1.0)).then_some(()) },
+    )
+    .await;
+    let _ = writeln!(std::io::stderr(), "takeover after SIGKILL: {takeover:?}");
+
+    // SIGTERM on the new leader releases the Lease before the process exits.
+    candidates[standby_index].terminate();
+    let status = candidates[standby_index].wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(
+        lease_holder(&leases, LEASE_NAME).await,
+        None,
+        "Lease is released"
+    );
+}
+
+fn drop_both(first: &mut Operator, second: &mut Operator) {
+    let _ = first.child.kill();
+    let _ = second.child.kill();
 }

@@ -15,9 +15,9 @@
 //! Responses: 200 after triggering; 400 when `number` is missing or not digits;
 //! 403 when the signature is missing or wrong, or when no managed resource has
 //! the number (the same response, so a caller learns nothing about which numbers
-//! are managed); 413 over [`BODY_LIMIT`]; 503 on a standby replica, because
-//! only the leader reconciles and Plivo retries callbacks that are not
-//! answered with 200.
+//! are managed); 413 over [`BODY_LIMIT`]; 503 on a replica that is not the
+//! leader (a standby, or one still starting), because only the leader
+//! reconciles and Plivo retries callbacks that do not get a 200.
 
 use std::sync::Arc;
 
@@ -83,7 +83,7 @@ pub fn routes(state: CallbackState) -> Router {
 /// Reason a callback was rejected; also the `result` metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rejection {
-    Standby,
+    NotLeader,
     MalformedNumber,
     Unsigned,
     UnknownNumber,
@@ -93,7 +93,7 @@ enum Rejection {
 impl Rejection {
     fn label(self) -> &'static str {
         match self {
-            Rejection::Standby => "standby",
+            Rejection::NotLeader => "not_leader",
             Rejection::MalformedNumber => "malformed",
             Rejection::Unsigned => "unsigned",
             Rejection::UnknownNumber => "unknown_number",
@@ -103,7 +103,7 @@ impl Rejection {
 
     fn status(self) -> StatusCode {
         match self {
-            Rejection::Standby => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::NotLeader => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::MalformedNumber => StatusCode::BAD_REQUEST,
             Rejection::Unsigned | Rejection::UnknownNumber | Rejection::BadSignature => {
                 StatusCode::FORBIDDEN
@@ -129,7 +129,7 @@ async fn receive(
             state.metrics.callback_received(rejection.label());
             tracing::warn!(reason = rejection.label(), "Rejected status callback");
             let mut response = rejection.status().into_response();
-            if rejection == Rejection::Standby {
+            if rejection == Rejection::NotLeader {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
@@ -149,7 +149,7 @@ async fn accept(
     body: &[u8],
 ) -> Result<usize, Rejection> {
     if state.readiness.role() != Role::Leader {
-        return Err(Rejection::Standby);
+        return Err(Rejection::NotLeader);
     }
 
     // GET callbacks are signed over the query, which `url` already holds.
