@@ -369,7 +369,16 @@ fn leader_gauge(address: SocketAddr) -> Option<f64> {
 
 /// Starts one operator taking part in the election for `namespace`.
 fn start_candidate(kubeconfig: &Path, namespace: &str, identity: &str) -> Operator {
-    let lease_duration = format!("{TEST_LEASE_SECONDS}s");
+    start_candidate_with_lease(kubeconfig, namespace, identity, TEST_LEASE_SECONDS)
+}
+
+fn start_candidate_with_lease(
+    kubeconfig: &Path,
+    namespace: &str,
+    identity: &str,
+    lease_seconds: u64,
+) -> Operator {
+    let lease_duration = format!("{lease_seconds}s");
     Operator::start(
         kubeconfig,
         "127.0.0.1:0",
@@ -430,6 +439,65 @@ async fn two_operators_elect_one_leader() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_lease_to_standby() {
+    // A long Lease shows the handover does not wait for expiry.
+    const LEASE_SECONDS: u64 = 20;
+    let cluster = support::cluster().await;
+    let namespace = support::namespace("leader-handover").await;
+    let leases = kube::Api::<Lease>::namespaced(namespace.client.clone(), &namespace.name);
+    let mut candidates = [
+        start_candidate_with_lease(
+            &cluster.kubeconfig,
+            &namespace.name,
+            "operator-a",
+            LEASE_SECONDS,
+        ),
+        start_candidate_with_lease(
+            &cluster.kubeconfig,
+            &namespace.name,
+            "operator-b",
+            LEASE_SECONDS,
+        ),
+    ];
+    let addresses = [candidates[0].http_address(), candidates[1].http_address()];
+    let holder = support::eventually("a Lease holder", Duration::from_secs(30), || {
+        lease_holder(&leases, LEASE_NAME)
+    })
+    .await;
+    let leader_index = usize::from(holder == "operator-b");
+    let standby_index = 1 - leader_index;
+    let standby_identity = if leader_index == 0 {
+        "operator-b"
+    } else {
+        "operator-a"
+    };
+
+    candidates[leader_index].terminate();
+    let terminated_at = Instant::now();
+    let status = candidates[leader_index].wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0));
+    support::eventually(
+        "the standby to hold the Lease",
+        Duration::from_secs(5),
+        || async {
+            (lease_holder(&leases, LEASE_NAME).await.as_deref() == Some(standby_identity))
+                .then_some(())
+        },
+    )
+    .await;
+    let handover = terminated_at.elapsed();
+    support::eventually(
+        "the new leader's gauge at 1",
+        Duration::from_secs(5),
+        || async { (leader_gauge(addresses[standby_index]) == Some(1.0)).then_some(()) },
+    )
+    .await;
+    let _ = writeln!(std::io::stderr(), "handover after SIGTERM: {handover:?}");
+
+    let _ = candidates[standby_index].child.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standby_takes_over_after_leader_is_killed() {
     let cluster = support::cluster().await;
     let namespace = support::namespace("leader-takeover").await;
@@ -486,6 +554,60 @@ async fn standby_takes_over_after_leader_is_killed() {
         None,
         "Lease is released"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_steps_down_when_lease_is_taken() {
+    let cluster = support::cluster().await;
+    let namespace = support::namespace("leader-stepdown").await;
+    let leases = kube::Api::<Lease>::namespaced(namespace.client.clone(), &namespace.name);
+    let operator = start_candidate(&cluster.kubeconfig, &namespace.name, "operator-a");
+    let address = operator.http_address();
+    support::eventually("operator-a to lead", Duration::from_secs(30), || async {
+        let holds = lease_holder(&leases, LEASE_NAME).await.as_deref() == Some("operator-a");
+        (holds && leader_gauge(address) == Some(1.0)).then_some(())
+    })
+    .await;
+
+    // Another holder appears, as after a network partition in which the
+    // Lease expired and another replica took it.
+    let intruder = serde_json::json!({
+        "spec": {
+            "holderIdentity": "operator-elsewhere",
+            "renewTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+                k8s_openapi::jiff::Timestamp::now()
+            ),
+        }
+    });
+    leases
+        .patch(
+            LEASE_NAME,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&intruder),
+        )
+        .await
+        .expect("Lease is patched");
+
+    // The holder notices at its next renewal, at most one duration later.
+    support::eventually(
+        "operator-a to step down",
+        Duration::from_secs(TEST_LEASE_SECONDS + 2),
+        || async { (leader_gauge(address) == Some(0.0)).then_some(()) },
+    )
+    .await;
+    let (ready, _) = http_get(address, "/readyz").expect("readyz responds");
+    assert_eq!(ready, 200, "a standby stays ready");
+
+    // The other holder never renews, so operator-a takes the Lease back.
+    support::eventually(
+        "operator-a to lead again",
+        Duration::from_secs(4 * TEST_LEASE_SECONDS),
+        || async {
+            let holds = lease_holder(&leases, LEASE_NAME).await.as_deref() == Some("operator-a");
+            (holds && leader_gauge(address) == Some(1.0)).then_some(())
+        },
+    )
+    .await;
 }
 
 fn drop_both(first: &mut Operator, second: &mut Operator) {

@@ -7,17 +7,27 @@
 //! dies without releasing, a standby takes over about one lease duration
 //! after the leader's last renewal, plus up to one second of jitter.
 //!
+//! The library's standby does not notice a release before the old expiry,
+//! so a standby also watches the Lease. When another holder releases it, the
+//! standby rejoins the election at once and takes the Lease within a round
+//! trip, which keeps rolling updates free of a leaderless gap.
+//!
 //! Rules this module enforces:
 //! - A standby runs no controllers.
 //! - When the Lease is lost, or its renewal fails, the controllers are
 //!   aborted at once. A failed renewal leaves at most `grace` until another
 //!   replica may take the Lease, too little to drain safely.
 //! - On shutdown the leader drains its controllers while it keeps renewing,
-//!   then releases the Lease so a standby takes over without waiting for
-//!   expiry.
+//!   then releases the Lease.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::{
+    Api,
+    runtime::{WatchStreamExt, watcher},
+};
 use kube_lease_manager::{LeaseCreateMode, LeaseManager, LeaseManagerBuilder, LeaseManagerError};
 
 use super::{
@@ -151,15 +161,23 @@ pub async fn run_elected(
             }
         };
         controllers.readiness.set_role(Role::Standby);
+        let leases = Api::<Lease>::namespaced(client.clone(), &namespace);
+        let released = released_by_other(leases, &settings.lease_name, &settings.identity);
 
-        match take_part(&manager, controllers, &mut shutdown).await {
-            Participation::Shutdown => {
-                release(&manager).await;
+        match take_part(&manager, released, controllers, &mut shutdown).await {
+            Participation::Shutdown { leading } => {
+                if leading {
+                    release(&manager).await;
+                }
                 return Ok(());
             }
             Participation::ControllersExited => {
                 release(&manager).await;
                 return Err(LeaderError::ControllersExited);
+            }
+            Participation::Released => {
+                tracing::info!(lease = %settings.lease_name, "Lease released by its holder; rejoining the election");
+                retry_delay = RETRY_MIN;
             }
             Participation::LeaseError(error) => {
                 tracing::error!(error = %error, lease = %settings.lease_name, "Lease update failed; rejoining the election");
@@ -194,22 +212,30 @@ fn grace_seconds(duration: u64) -> u64 {
 }
 
 enum Participation {
-    Shutdown,
+    Shutdown {
+        leading: bool,
+    },
     ControllersExited,
     LeaseError(LeaseManagerError),
+    /// Another holder released the Lease while this replica stood by.
+    Released,
 }
 
-/// Follows the Lease with one manager until shutdown or an API error.
+/// Follows the Lease with one manager until shutdown, an API error, or a
+/// release by another holder (`released` completes).
 async fn take_part(
     manager: &LeaseManager,
+    released: impl Future<Output = ()>,
     controllers: &Controllers,
     shutdown: &mut ShutdownSignal,
 ) -> Participation {
     let mut term: Option<Term> = None;
+    tokio::pin!(released);
 
     loop {
         tokio::select! {
             _ = shutdown.wait() => {
+                let leading = term.is_some();
                 if let Some(term) = term.take() {
                     controllers.readiness.set_role(Role::ShuttingDown);
                     let drained = term
@@ -218,8 +244,11 @@ async fn take_part(
                     controllers.log_drained(drained);
                 }
                 controllers.stepped_down(Role::ShuttingDown);
-                return Participation::Shutdown;
+                return Participation::Shutdown { leading };
             }
+            // Only a standby rebuilds its manager: the holder's own view is
+            // current, and the watch cannot complete while it is not polled.
+            _ = &mut released, if term.is_none() => return Participation::Released,
             changed = manager.changed() => match changed {
                 Ok(true) => {
                     tracing::info!("Acquired the Lease; starting the controllers");
@@ -250,6 +279,35 @@ async fn take_part(
             }
         }
     }
+}
+
+/// Completes when the Lease goes from held by another identity to unheld or
+/// deleted; never completes otherwise. Watch errors are retried with the
+/// watcher's default backoff, so an unreachable API server only delays it.
+async fn released_by_other(leases: Api<Lease>, name: &str, identity: &str) {
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut events = watcher(leases, config).default_backoff().boxed();
+    let mut other_holder = false;
+
+    while let Some(event) = events.next().await {
+        let holder = match event {
+            Ok(watcher::Event::Apply(lease) | watcher::Event::InitApply(lease)) => lease
+                .spec
+                .and_then(|spec| spec.holder_identity)
+                .filter(|holder| !holder.is_empty()),
+            Ok(watcher::Event::Delete(_)) => None,
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => continue,
+            Err(error) => {
+                tracing::debug!(error = %error, "Lease watch failed; retrying");
+                continue;
+            }
+        };
+        if holder.is_none() && other_holder {
+            return;
+        }
+        other_holder = holder.is_some_and(|holder| holder != identity);
+    }
+    futures::future::pending().await
 }
 
 /// Completes when the controllers of `term` return; never without a term.
