@@ -127,7 +127,12 @@ async fn receive(
         }
         Err(rejection) => {
             state.metrics.callback_received(rejection.label());
-            tracing::warn!(reason = rejection.label(), "Rejected status callback");
+            if rejection == Rejection::NotLeader {
+                // Expected while standing by; Plivo retries and may reach the leader.
+                tracing::debug!(reason = rejection.label(), "Rejected status callback");
+            } else {
+                tracing::warn!(reason = rejection.label(), "Rejected status callback");
+            }
             let mut response = rejection.status().into_response();
             if rejection == Rejection::NotLeader {
                 response

@@ -269,7 +269,7 @@ impl RunArgs {
         }
         let concurrency = parse_positive::<u16>("concurrency", &self.concurrency)?;
         let callback_base_url = non_empty(&self.callback_base_url)
-            .map(|url| parse_http_url("callback-base-url", url))
+            .map(|url| parse_http_url("callback-base-url", url).map(with_trailing_slash))
             .transpose()?;
         let listen = self.listen.parse::<SocketAddr>().map_err(|_| {
             ConfigError::new(
@@ -415,6 +415,16 @@ fn parse_http_url(flag: &'static str, text: &str) -> Result<Url, ConfigError> {
         ));
     }
     Ok(url)
+}
+
+/// Ends the path with `/`, so `Url::join` appends to a path prefix such as
+/// `/operator` instead of replacing its last segment.
+fn with_trailing_slash(mut url: Url) -> Url {
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    url
 }
 
 fn parse_secret_reference(text: &str) -> Result<SecretReference, ConfigError> {
@@ -616,7 +626,8 @@ mod tests {
         assert_eq!(config.settings.concurrency, 2);
         assert_eq!(
             config.settings.callback_base_url.as_ref().map(Url::as_str),
-            Some("https://callbacks.example.com/operator")
+            Some("https://callbacks.example.com/operator/"),
+            "a trailing slash keeps the prefix when the callback path is joined"
         );
         assert_eq!(
             config.leader_election,

@@ -565,6 +565,21 @@ fn public_callback_url_appends_path() {
 }
 
 #[test]
+fn public_callback_url_matches_url_join() {
+    // Validated base URLs end with '/', so joining the relative callback
+    // path, as the number controller does, gives the same URL.
+    for base in [
+        "https://callbacks.example.com/",
+        "https://example.com/operator/",
+    ] {
+        let base = Url::parse(base).unwrap();
+        let joined = base.join(CALLBACK_PATH.trim_start_matches('/')).unwrap();
+
+        assert_eq!(public_callback_url(&base), joined, "{base}");
+    }
+}
+
+#[test]
 fn masked_number_keeps_last_four_digits() {
     assert_eq!(mask_number("14155550100"), "*******0100");
     assert_eq!(mask_number("12"), "12");
