@@ -310,10 +310,12 @@ fn serves_probes_and_metrics() {
 #[test]
 fn sigterm_stops_with_exit_zero() {
     let directory = tempfile::tempdir().unwrap();
+    // The controllers cannot reach the loopback API server; a short
+    // timeout bounds how long the drain may wait for them.
     let mut operator = Operator::start(
         &write_loopback_kubeconfig(directory.path()),
         "127.0.0.1:0",
-        &[],
+        &["--shutdown-timeout", "5s"],
     );
     let address = operator.http_address();
     assert_eq!(
@@ -391,7 +393,7 @@ fn start_candidate_with_lease(
             "--lease-duration",
             &lease_duration,
             "--shutdown-timeout",
-            "5s",
+            "2s",
         ],
     )
 }
