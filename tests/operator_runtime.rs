@@ -527,7 +527,7 @@ async fn standby_takes_over_after_leader_is_killed() {
         .expect("SIGKILL is sent");
     let killed_at = Instant::now();
     // The dead holder's Lease stays valid for at most one duration after its
-    // last renewal; the standby then waits up to 1 s of jitter before taking it.
+    // last renewal. The standby then waits up to 1 s of jitter before taking it.
     let takeover_deadline = Duration::from_secs(TEST_LEASE_SECONDS + 4);
     support::eventually(
         "the standby to hold the Lease",

@@ -10,14 +10,19 @@
 //! `X-Plivo-Signature-Ma-V3` are checked first; the V2 headers only when no V3
 //! header is present. The signed URL is the public callback URL the operator
 //! registered at Plivo, so a TLS-terminating proxy in front of the operator
-//! does not break signatures.
+//! does not break signatures. Without `--callback-base-url` the URL is
+//! rebuilt from the request as `http://` + Host header + path and query.
 //!
-//! Responses: 200 after triggering; 400 when `number` is missing or not digits;
-//! 403 when the signature is missing or wrong, or when no managed resource has
-//! the number (the same response, so a caller learns nothing about which numbers
-//! are managed); 413 over [`BODY_LIMIT`]; 503 on a replica that is not the
-//! leader (a standby, or one still starting), because only the leader
-//! reconciles and Plivo retries callbacks that do not get a 200.
+//! Responses:
+//! - 200 after triggering the matching resources.
+//! - 400 when `number` is missing or not digits.
+//! - 403 when the signature is missing or wrong, and also when no managed
+//!   resource has the number, so a caller learns nothing about which numbers
+//!   are managed.
+//! - 413 for a body over [`BODY_LIMIT`].
+//! - 503 on a replica that is not the leader (a standby, or one still
+//!   starting), because only the leader reconciles. Plivo retries callbacks
+//!   that do not get a 200.
 
 use std::sync::Arc;
 
