@@ -106,19 +106,25 @@ fn invalid_flag_exits_with_one_line() {
 
 #[test]
 fn invalid_environment_variable_names_flag() {
-    let output = run_command()
-        .env("CRO_CONCURRENCY", "0")
-        .output()
-        .expect("binary starts");
+    let cases = [
+        ("CRO_CONCURRENCY", "0", "--concurrency"),
+        ("CRO_LEADER_ELECTION", "maybe", "--leader-election"),
+    ];
+    for (variable, value, flag) in cases {
+        let output = run_command()
+            .env(variable, value)
+            .output()
+            .expect("binary starts");
 
-    assert_eq!(output.status.code(), Some(2));
-    let lines = stderr_lines(&output);
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    assert!(
-        lines[0].starts_with("invalid value for --concurrency: "),
-        "{}",
-        lines[0]
-    );
+        assert_eq!(output.status.code(), Some(2), "{variable}");
+        let lines = stderr_lines(&output);
+        assert_eq!(lines.len(), 1, "{variable}: {lines:?}");
+        assert!(
+            lines[0].starts_with(&format!("invalid value for {flag}: ")),
+            "{variable}: {}",
+            lines[0]
+        );
+    }
 }
 
 #[test]

@@ -138,9 +138,16 @@ pub struct RunArgs {
     )]
     pub log_level: String,
 
-    /// Elect one active replica through a coordination.k8s.io Lease; the others stand by.
-    #[arg(long, env = "CRO_LEADER_ELECTION")]
-    pub leader_election: bool,
+    /// Elect one active replica through a coordination.k8s.io Lease; the others stand by. Takes true or false; the bare flag means true.
+    #[arg(
+        long,
+        env = "CRO_LEADER_ELECTION",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_value = "false",
+        default_missing_value = "true"
+    )]
+    pub leader_election: String,
 
     /// Namespace of the Lease [default: the namespace of the kubeconfig context or of the service account].
     #[arg(long, env = "CRO_LEADER_ELECTION_NAMESPACE", value_name = "NAMESPACE")]
@@ -332,7 +339,8 @@ impl RunArgs {
             None => default_identity(),
         };
 
-        Ok(self.leader_election.then(|| LeaderElectionSettings {
+        let enabled = parse_bool("leader-election", &self.leader_election)?;
+        Ok(enabled.then(|| LeaderElectionSettings {
             namespace,
             lease_name: lease_name.to_string(),
             identity,
@@ -490,6 +498,17 @@ fn parse_lease_duration(text: &str) -> Result<Duration, ConfigError> {
     Ok(duration)
 }
 
+fn parse_bool(flag: &'static str, text: &str) -> Result<bool, ConfigError> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        _ => Err(ConfigError::new(
+            flag,
+            format!("expected true or false, got {text:?}"),
+        )),
+    }
+}
+
 fn parse_log_format(text: &str) -> Result<LogFormat, ConfigError> {
     match text.trim() {
         "json" => Ok(LogFormat::Json),
@@ -638,6 +657,17 @@ mod tests {
                 lease_duration: Duration::from_secs(6),
             })
         );
+    }
+
+    #[test]
+    fn leader_election_takes_a_boolean() {
+        let bare = args(&["--leader-election"]).validate().unwrap();
+        let explicit_off = args(&["--leader-election=false"]).validate().unwrap();
+        let explicit_on = args(&["--leader-election=true"]).validate().unwrap();
+
+        assert!(bare.leader_election.is_some());
+        assert!(explicit_off.leader_election.is_none());
+        assert!(explicit_on.leader_election.is_some());
     }
 
     #[test]
