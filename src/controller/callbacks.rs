@@ -22,6 +22,8 @@ pub struct CallbackHub {
     /// Numbers whose next reconcile must read Plivo even if a check is not due.
     forced: Mutex<HashSet<(String, String)>>,
     context: OnceLock<Arc<Context>>,
+    /// Whether the running controllers have filled their caches.
+    synced: tokio::sync::watch::Sender<bool>,
 }
 
 impl Default for CallbackHub {
@@ -31,6 +33,7 @@ impl Default for CallbackHub {
             sender,
             forced: Mutex::default(),
             context: OnceLock::new(),
+            synced: tokio::sync::watch::Sender::new(false),
         }
     }
 }
@@ -38,6 +41,16 @@ impl Default for CallbackHub {
 impl CallbackHub {
     pub(super) fn attach(&self, context: Arc<Context>) {
         let _ = self.context.set(context);
+    }
+
+    pub(super) fn set_synced(&self, synced: bool) {
+        self.synced.send_replace(synced);
+    }
+
+    /// Waits until the running controllers have listed every watched resource once.
+    pub async fn wait_synced(&self) {
+        let mut receiver = self.synced.subscribe();
+        let _ = receiver.wait_for(|synced| *synced).await;
     }
 
     /// Returns whether a callback asked for a fresh read of `namespace/name`, and clears the request.

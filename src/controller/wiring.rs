@@ -197,6 +197,8 @@ pub async fn run(
         runs.push(releases.boxed());
     }
     runs.push(report_status_counts(ctx.clone(), shutdown.clone()).boxed());
+    callbacks.set_synced(false);
+    runs.push(mark_synced(ctx.clone(), callbacks.clone(), shutdown.clone()).boxed());
 
     tracing::info!(scopes = scopes.len(), "Controllers started");
     join_all(runs).await;
@@ -389,6 +391,24 @@ async fn report_status_counts(ctx: Arc<Context>, shutdown: impl Future<Output = 
     };
     tokio::select! {
         () = counting => {}
+        () = shutdown => {}
+    }
+}
+
+/// Tells the callback hub once every cache has been filled by its first listing.
+async fn mark_synced(ctx: Arc<Context>, callbacks: Arc<CallbackHub>, shutdown: impl Future<Output = ()>) {
+    let synced = async {
+        for store in &ctx.profiles {
+            let _ = store.wait_until_ready().await;
+        }
+        for store in &ctx.numbers {
+            let _ = store.wait_until_ready().await;
+        }
+        callbacks.set_synced(true);
+        tracing::info!("Caches synced");
+    };
+    tokio::select! {
+        () = synced => {}
         () = shutdown => {}
     }
 }

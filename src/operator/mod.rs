@@ -225,17 +225,28 @@ fn launcher(
     let hub = hub.clone();
 
     Arc::new(move |stop: BoxFuture<'static, ()>| {
-        // NOTE: controller::run does not report when its caches are synced,
-        // so the leader counts as ready once the controllers start.
-        readiness.set_ready(true);
-        Box::pin(controller::run(
+        let run = controller::run(
             client.clone(),
             plivo.clone(),
             settings.clone(),
             metrics.clone(),
             hub.clone(),
             stop,
-        ))
+        );
+        let readiness = readiness.clone();
+        let hub = hub.clone();
+        // The leader is ready once its caches are filled; the run may end first on a stop.
+        Box::pin(async move {
+            let ready = async {
+                hub.wait_synced().await;
+                readiness.set_ready(true);
+                std::future::pending::<()>().await
+            };
+            tokio::select! {
+                () = run => {}
+                () = ready => {}
+            }
+        })
     })
 }
 
