@@ -186,7 +186,7 @@ async fn run(config: Config, kubeconfig: Option<Kubeconfig>) -> Result<(), RunEr
             tokio::select! {
                 outcome = &mut elect => outcome,
                 name = signals.recv() => {
-                    tracing::warn!(signal = name, "Second signal; exiting without waiting for reconciles or releasing the Lease");
+                    tracing::warn!(signal = name, "Received a second signal, exiting without waiting for reconciles or releasing the Lease");
                     Ok(())
                 }
             }

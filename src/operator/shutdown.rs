@@ -6,7 +6,7 @@ use tokio::{
     sync::watch,
 };
 
-/// Completes for every clone once shutdown is requested.
+/// Shutdown request observed by every clone; [`ShutdownSignal::wait`] completes once it is made.
 #[derive(Clone, Debug)]
 pub struct ShutdownSignal(watch::Receiver<bool>);
 
