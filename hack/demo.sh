@@ -133,7 +133,8 @@ start() {
 	while ((SECONDS < deadline)); do
 		local table
 		table=$(kubectl get callerreputation -n "$namespace" 2>/dev/null || true)
-		if [[ $table != "$shown" ]]; then
+		# Reprint only when something but the AGE column changed.
+		if [[ $(awk '{$NF=""; print}' <<<"$table") != $(awk '{$NF=""; print}' <<<"$shown") ]]; then
 			printf '\n%s\n' "$table"
 			shown=$table
 		fi

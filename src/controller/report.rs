@@ -62,7 +62,8 @@ impl Outcome {
     }
 
     fn event_type(&self) -> EventType {
-        if self.stalled || !self.synced {
+        let waits_for_other_resource = self.reason == Reason::ProfileNotReady;
+        if self.stalled || !self.synced && !waits_for_other_resource {
             EventType::Warning
         } else {
             EventType::Normal

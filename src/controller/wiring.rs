@@ -142,7 +142,7 @@ pub async fn run(
             )
             .graceful_shutdown_on(shutdown.clone())
             .run(profile::reconcile, error_policy, ctx.clone())
-            .for_each(|_| futures::future::ready(()));
+            .for_each(log_stream_error);
         runs.push(profiles.boxed());
 
         let numbers = Controller::for_stream(number_stream, number_reader)
@@ -172,7 +172,7 @@ pub async fn run(
             .reconcile_on(callbacks.subscribe())
             .graceful_shutdown_on(shutdown.clone())
             .run(number::reconcile, error_policy, ctx.clone())
-            .for_each(|_| futures::future::ready(()));
+            .for_each(log_stream_error);
         runs.push(numbers.boxed());
 
         let secret_config =
@@ -193,7 +193,7 @@ pub async fn run(
             )
             .graceful_shutdown_on(shutdown.clone())
             .run(secrets::reconcile, secrets::error_policy, ctx.clone())
-            .for_each(|_| futures::future::ready(()));
+            .for_each(log_stream_error);
         runs.push(releases.boxed());
     }
     runs.push(report_status_counts(ctx.clone(), shutdown.clone()).boxed());
@@ -411,4 +411,20 @@ async fn mark_synced(ctx: Arc<Context>, callbacks: Arc<CallbackHub>, shutdown: i
         () = synced => {}
         () = shutdown => {}
     }
+}
+
+/// Logs what the controller stream reports besides reconcile failures, which
+/// the error policy logs: mostly watch errors, such as a CRD that is not
+/// installed or a missing RBAC permission.
+fn log_stream_error<T, E, Q>(result: Result<T, kube::runtime::controller::Error<E, Q>>) -> futures::future::Ready<()>
+where
+    E: std::error::Error + 'static,
+    Q: std::error::Error + 'static,
+{
+    use kube::runtime::controller::Error as StreamError;
+    match result {
+        Ok(_) | Err(StreamError::ReconcilerFailed(..) | StreamError::ObjectNotFound(_)) => {}
+        Err(error) => tracing::warn!(error = %super::error::chain(&error), "Watch failed; retrying"),
+    }
+    futures::future::ready(())
 }
