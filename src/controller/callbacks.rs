@@ -15,6 +15,22 @@ use tokio::sync::broadcast;
 use super::{CallbackSink, CallbackTarget, Context, credentials, number};
 use crate::api::CallerReputationNumber;
 
+/// Path of the operator's callback endpoint, appended to `--callback-base-url`.
+pub const CALLBACK_PATH: &str = "/callbacks/caller-reputation";
+
+/// Returns the URL to register at Plivo as `caller_reputation_callback_url`.
+///
+/// A path in `base` is kept (`https://host/operator` gives
+/// `https://host/operator/callbacks/caller-reputation`), for proxies that
+/// route by prefix. The callback endpoint verifies signatures against exactly
+/// this text.
+pub fn public_callback_url(base: &url::Url) -> url::Url {
+    let mut url = base.clone();
+    let path = format!("{}{CALLBACK_PATH}", base.path().trim_end_matches('/'));
+    url.set_path(&path);
+    url
+}
+
 /// Routes callbacks to reconciles; created before the controllers so the
 /// HTTP server can hold it from the start.
 pub struct CallbackHub {

@@ -23,7 +23,10 @@ use futures::future::BoxFuture;
 use secrecy::SecretString;
 
 pub use self::{
-    callbacks::CallbackHub, context::Context, error::Error, number::CALLBACK_PATH, wiring::run,
+    callbacks::{CALLBACK_PATH, CallbackHub, public_callback_url},
+    context::Context,
+    error::Error,
+    wiring::run,
 };
 
 /// Which namespaces the controllers watch.

@@ -396,7 +396,11 @@ async fn report_status_counts(ctx: Arc<Context>, shutdown: impl Future<Output = 
 }
 
 /// Tells the callback hub once every cache has been filled by its first listing.
-async fn mark_synced(ctx: Arc<Context>, callbacks: Arc<CallbackHub>, shutdown: impl Future<Output = ()>) {
+async fn mark_synced(
+    ctx: Arc<Context>,
+    callbacks: Arc<CallbackHub>,
+    shutdown: impl Future<Output = ()>,
+) {
     let synced = async {
         for store in &ctx.profiles {
             let _ = store.wait_until_ready().await;
@@ -416,7 +420,9 @@ async fn mark_synced(ctx: Arc<Context>, callbacks: Arc<CallbackHub>, shutdown: i
 /// Logs what the controller stream reports besides reconcile failures, which
 /// the error policy logs: mostly watch errors, such as a CRD that is not
 /// installed or a missing RBAC permission.
-fn log_stream_error<T, E, Q>(result: Result<T, kube::runtime::controller::Error<E, Q>>) -> futures::future::Ready<()>
+fn log_stream_error<T, E, Q>(
+    result: Result<T, kube::runtime::controller::Error<E, Q>>,
+) -> futures::future::Ready<()>
 where
     E: std::error::Error + 'static,
     Q: std::error::Error + 'static,
@@ -424,7 +430,9 @@ where
     use kube::runtime::controller::Error as StreamError;
     match result {
         Ok(_) | Err(StreamError::ReconcilerFailed(..) | StreamError::ObjectNotFound(_)) => {}
-        Err(error) => tracing::warn!(error = %super::error::chain(&error), "Watch failed; retrying"),
+        Err(error) => {
+            tracing::warn!(error = %super::error::chain(&error), "Watch failed; retrying")
+        }
     }
     futures::future::ready(())
 }

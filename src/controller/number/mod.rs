@@ -35,9 +35,6 @@ pub const KIND: &str = "CallerReputationNumber";
 /// How long a number blocked by another resource waits before it looks again untriggered.
 const RECHECK_BLOCKED: Duration = Duration::from_secs(60);
 
-/// Callback path of the operator's own endpoint, appended to the public base URL.
-pub const CALLBACK_PATH: &str = "/callbacks/caller-reputation";
-
 /// One reconcile of a CallerReputationNumber.
 pub async fn reconcile(
     number: Arc<CallerReputationNumber>,
@@ -320,8 +317,10 @@ fn callback(number: &CallerReputationNumber, ctx: &Context) -> Option<(url::Url,
         return Some((url, method));
     }
     let base = ctx.settings.callback_base_url.as_ref()?;
-    let url = base.join(CALLBACK_PATH.trim_start_matches('/')).ok()?;
-    Some((url, CallbackMethod::Post))
+    Some((
+        super::callbacks::public_callback_url(base),
+        CallbackMethod::Post,
+    ))
 }
 
 /// Returns the action when nothing can have changed since the last check: the
