@@ -62,7 +62,10 @@ impl Outcome {
     }
 
     fn event_type(&self) -> EventType {
-        let waits_for_other_resource = self.reason == Reason::ProfileNotReady;
+        let waits_for_other_resource = matches!(
+            self.reason,
+            Reason::ProfileNotReady | Reason::ProfileNotFound
+        );
         if self.stalled || !self.synced && !waits_for_other_resource {
             EventType::Warning
         } else {

@@ -238,6 +238,15 @@ async fn resolve_target(
                         .and_then(|p| p.spec.credentials_secret_ref.clone());
                     (uuid, Some(generation), secret_ref)
                 }
+                None if profile.is_none() => {
+                    let message = format!(
+                        "BusinessProfile {name} not found in namespace {namespace}; create it or correct spec.profileRef."
+                    );
+                    return Ok(Err(Some(Outcome::blocked(
+                        Reason::ProfileNotFound,
+                        message,
+                    ))));
+                }
                 None => {
                     // An active number stays as it is while its profile is being updated.
                     if is_condition_true(&draft.status.conditions, ConditionType::Ready) {
