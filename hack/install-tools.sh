@@ -45,7 +45,7 @@ go_tool() {
 	ln -sfn "$dir/$name" "$tools_dir/bin/$name"
 }
 
-# lua5.1 is optional: without it the Argo CD health check test says it is skipped.
+# lua5.1 is optional: without it the Argo CD health check test is skipped with a message.
 install_lua() {
 	command -v lua5.1 >/dev/null && return
 	local sudo_command=()

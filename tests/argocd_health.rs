@@ -1,9 +1,9 @@
 //! Tests of the Argo CD health checks in `examples/argocd/health-checks.yaml`.
 //!
 //! The Lua scripts are taken from that file as shipped and run by `lua5.1`, the dialect of
-//! Argo CD's interpreter, once per status sample: a sample for every condition reason the
-//! operator can write (`Reason::ALL`, shaped as the controllers write it), plus the states
-//! around generations and the paused annotation.
+//! Argo CD's interpreter, once per status sample. There is a sample for every condition reason
+//! in `Reason::ALL`, with the conditions the controllers write for it, plus samples of stale
+//! generations and of the paused annotation.
 
 // Only the lookup half of the tools module is used here.
 #[allow(dead_code)]
@@ -60,7 +60,7 @@ fn object(kind: &str, generation: i64, annotations: Value, status: Option<Value>
     object
 }
 
-/// The conditions the controllers write for `reason` at `generation`.
+/// Builds the conditions the controllers write for `reason` at `generation`.
 fn conditions_for(reason: Reason, generation: i64) -> Vec<Value> {
     let ready = READY_REASONS.contains(&reason);
     let mut conditions = vec![
@@ -179,7 +179,7 @@ fn lua(value: &Value) -> String {
     }
 }
 
-/// A Lua string literal; every byte outside printable ASCII becomes a decimal escape.
+/// Writes a Lua string literal. Every byte outside printable ASCII becomes a decimal escape.
 fn lua_string(text: &str) -> String {
     let mut literal = String::from("\"");
     for byte in text.bytes() {
@@ -196,7 +196,7 @@ fn lua_string(text: &str) -> String {
     literal
 }
 
-/// The health check scripts of `health-checks.yaml`, by kind.
+/// Reads the `data` of `health-checks.yaml`: the health check script of each kind.
 fn scripts() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/argocd/health-checks.yaml");
     let text = std::fs::read_to_string(&path).expect("read health-checks.yaml");
@@ -213,7 +213,7 @@ fn run_health_check(lua51: &Path, script: &str, samples: &[Sample]) -> Vec<(Stri
     for sample in samples {
         program.push_str(&format!("  {},\n", lua(&sample.object)));
     }
-    // As in Argo CD, the script sees the object as the global `obj` and returns a table.
+    // As in Argo CD, the script reads the object from the global `obj` and returns a table.
     program.push_str(
         "}\nfor _, sample in ipairs(samples) do\n  obj = sample\n  local hs = check()\n  \
          io.write(tostring(hs.status), \"\\t\", tostring(hs.message), \"\\n\")\nend\n",

@@ -1,7 +1,9 @@
-//! Tests of the Helm chart in `charts/caller-reputation-operator`: what it renders for default
-//! and customised values, checked by `helm lint`, by kubeconform in strict mode and by a
-//! server-side dry run on the test control plane; its values schema; and (in `chart/rbac.rs`)
-//! whether its ClusterRole lets the real controllers work, and nothing more.
+//! Tests of the Helm chart in `charts/caller-reputation-operator`.
+//!
+//! Renders for default and customised values are checked by `helm lint`, by kubeconform in
+//! strict mode and by a server-side dry run on the test control plane. The values schema must
+//! reject bad values. `chart/rbac.rs` checks that the ClusterRole lets the real controllers
+//! work and grants nothing they do not use.
 //!
 //! helm and kubeconform come from `hack/install-tools.sh`; see `chart/tools.rs`.
 
@@ -250,8 +252,8 @@ async fn assert_server_accepts(yaml: &str) -> String {
     stderr
 }
 
-/// A namespace whose Pods (and Pod templates) are checked against the restricted Pod Security
-/// profile, with a warning for each violation.
+/// Creates a namespace whose Pods and Pod templates are checked against the restricted Pod
+/// Security profile, with a warning for each violation.
 async fn restricted_namespace(prefix: &str) -> String {
     let cluster = support::cluster().await;
     support::install_crds(&cluster.client()).await;
@@ -416,7 +418,7 @@ async fn values_schema_rejects_an_unknown_top_level_key() {
 }
 
 #[tokio::test]
-async fn deployment_runs_the_image_of_the_chart_version_as_non_root() {
+async fn deployment_is_non_root_with_chart_image() {
     let rendered = render("default", &[]).await;
     let container = rendered.container();
     let pod = &rendered.one("Deployment")["spec"]["template"]["spec"];
@@ -490,7 +492,7 @@ async fn leader_election_and_disruption_budget_follow_replicas() {
 }
 
 #[tokio::test]
-async fn default_credentials_come_from_an_existing_or_a_created_secret() {
+async fn default_credentials_name_the_secret() {
     let none = render("ops", &[]).await;
     assert!(
         !none

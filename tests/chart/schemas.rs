@@ -1,7 +1,7 @@
 //! JSON schemas for kubeconform, made on the spot instead of downloaded.
 //!
 //! The schemas of built-in kinds come from the test control plane's OpenAPI v3 documents, so
-//! they describe exactly the Kubernetes version the project tests against; the schemas of our
+//! they describe exactly the Kubernetes version the project tests against. The schemas of our
 //! own kinds come from `crds/`. Every object schema that lists its properties is closed with
 //! `additionalProperties: false`, which is what kubeconform's `-strict` expects of its schemas:
 //! an unknown or misspelt field is an error.
