@@ -3,6 +3,7 @@
 .PHONY: test
 test:
 	hack/control-plane.sh build
+	hack/install-tools.sh >/dev/null
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo test
