@@ -286,18 +286,21 @@ fn wait_until_ready(address: SocketAddr, timeout: Duration) {
     }
 }
 
-#[test]
-fn serves_probes_and_metrics() {
-    let directory = tempfile::tempdir().unwrap();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_probes_and_metrics() {
+    let cluster = support::cluster().await;
+    support::install_crds(&cluster.client()).await;
+    let namespace = support::namespace("probes").await;
     let operator = Operator::start(
-        &write_loopback_kubeconfig(directory.path()),
+        &cluster.kubeconfig,
         "127.0.0.1:0",
-        &[],
+        &["--namespaces", &namespace.name],
     );
     let address = operator.http_address();
-    // Callbacks are served by the leader only; without election the process
-    // leads as soon as its controllers start, which /readyz reports.
-    wait_until_ready(address, Duration::from_secs(20));
+    // Without election the process leads; /readyz turns 200 once its caches are synced.
+    tokio::task::spawn_blocking(move || wait_until_ready(address, Duration::from_secs(30)))
+        .await
+        .unwrap();
 
     let (health, _) = http_get(address, "/healthz").expect("healthz responds");
     let (metrics_status, metrics) = http_get(address, "/metrics").expect("metrics respond");
@@ -311,6 +314,28 @@ fn serves_probes_and_metrics() {
         "{metrics}"
     );
     assert_eq!(callback, 403, "an unsigned callback is rejected");
+}
+
+#[test]
+fn unreachable_apiserver_is_not_ready() {
+    let directory = tempfile::tempdir().unwrap();
+    let operator = Operator::start(
+        &write_loopback_kubeconfig(directory.path()),
+        "127.0.0.1:0",
+        &["--shutdown-timeout", "2s"],
+    );
+    let address = operator.http_address();
+    // The controllers start but can never list anything, so the caches never sync.
+    operator.wait_for_log("Controllers started", Duration::from_secs(20));
+
+    assert_eq!(
+        http_get(address, "/healthz").expect("healthz responds").0,
+        200
+    );
+    assert_eq!(
+        http_get(address, "/readyz").expect("readyz responds").0,
+        503
+    );
 }
 
 #[test]
