@@ -71,6 +71,10 @@ pub struct RunArgs {
     )]
     pub plivo_timeout: String,
 
+    /// PEM file of CA certificates to trust for the Plivo API in addition to the system's, e.g. for a sandbox with its own certificate.
+    #[arg(long, env = "CRO_PLIVO_CA_FILE", value_name = "PATH")]
+    pub plivo_ca_file: Option<PathBuf>,
+
     /// How often an ACTIVE number is re-checked at Plivo, e.g. `30s`, `5m`, `1h`.
     #[arg(
         long,
@@ -218,6 +222,8 @@ pub struct PlivoSettings {
     pub requests_per_window: u32,
     pub window: Duration,
     pub timeout: Duration,
+    /// PEM certificates trusted in addition to the system's roots.
+    pub extra_root_certificates: Vec<String>,
 }
 
 /// Settings of the Lease-based leader election.
@@ -259,6 +265,18 @@ impl RunArgs {
         let requests_per_window =
             parse_positive::<u32>("plivo-requests-per-window", &self.plivo_requests_per_window)?;
         let plivo_timeout = parse_positive_duration("plivo-timeout", &self.plivo_timeout)?;
+        let plivo_ca = self
+            .plivo_ca_file
+            .as_ref()
+            .map(|path| {
+                std::fs::read_to_string(path).map_err(|error| {
+                    ConfigError::new(
+                        "plivo-ca-file",
+                        format!("cannot read {}: {error}", path.display()),
+                    )
+                })
+            })
+            .transpose()?;
         let resync_period = parse_positive_duration("resync-period", &self.resync_period)?;
         let pending_recheck_min =
             parse_positive_duration("pending-recheck-min", &self.pending_recheck_min)?;
@@ -309,6 +327,7 @@ impl RunArgs {
                 requests_per_window,
                 window: PLIVO_RATE_WINDOW,
                 timeout: plivo_timeout,
+                extra_root_certificates: plivo_ca.into_iter().collect(),
             },
             listen,
             log_format,

@@ -301,6 +301,7 @@ fn plivo_client(settings: &PlivoSettings, metrics: &Arc<Metrics>) -> Result<Pliv
         requests_per_window: settings.requests_per_window,
         window: settings.window,
         timeout: settings.timeout,
+        extra_root_certificates: settings.extra_root_certificates.clone(),
         ..plivo::ClientConfig::default()
     };
     let client =
