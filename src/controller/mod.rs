@@ -7,6 +7,7 @@
 mod callbacks;
 mod context;
 mod credentials;
+mod draft;
 mod error;
 mod finalizer;
 mod number;

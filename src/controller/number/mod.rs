@@ -17,8 +17,7 @@ use super::{
     Error,
     context::{Context, is_paused},
     finalizer,
-    patch::write_status,
-    report::{Outcome, apply_outcome, apply_sync_failure, publish, publish_outcome},
+    report::{Outcome, publish},
 };
 use crate::{
     api::{
@@ -68,80 +67,8 @@ async fn dispatch(number: &CallerReputationNumber, ctx: &Context) -> Result<Acti
     apply(number, ctx).await
 }
 
-/// The status being built during one reconcile.
-pub(super) struct Draft<'a> {
-    number: &'a CallerReputationNumber,
-    status: CallerReputationNumberStatus,
-    now: Time,
-}
-
-impl<'a> Draft<'a> {
-    fn new(number: &'a CallerReputationNumber, ctx: &Context) -> Self {
-        Self {
-            number,
-            status: number.status.clone().unwrap_or_default(),
-            now: ctx.now(),
-        }
-    }
-
-    fn generation(&self) -> Option<i64> {
-        self.number.metadata.generation
-    }
-
-    async fn finish(mut self, ctx: &Context, outcome: &Outcome) -> Result<(), Error> {
-        self.status.observed_generation = self.generation();
-        let generation = self.generation();
-        let moved = apply_outcome(&mut self.status.conditions, outcome, generation, &self.now);
-        self.write(ctx).await?;
-        if moved {
-            publish_outcome(&ctx.recorder, self.number, outcome).await;
-        }
-        Ok(())
-    }
-
-    async fn finish_unsynced(
-        mut self,
-        ctx: &Context,
-        reason: Reason,
-        message: &str,
-    ) -> Result<(), Error> {
-        let generation = self.generation();
-        let moved = apply_sync_failure(
-            &mut self.status.conditions,
-            reason,
-            message,
-            generation,
-            &self.now,
-        );
-        self.write(ctx).await?;
-        if moved {
-            publish(
-                &ctx.recorder,
-                self.number,
-                reason != Reason::Paused,
-                reason,
-                reason.as_str(),
-                message,
-            )
-            .await;
-        }
-        Ok(())
-    }
-
-    async fn write(&self, ctx: &Context) -> Result<(), Error> {
-        let api = ctx.api::<CallerReputationNumber>(&self.number.namespace().unwrap_or_default());
-        write_status(
-            &api,
-            self.number,
-            self.number.status.as_ref(),
-            &self.status,
-            false,
-        )
-        .await
-        .map_err(Error::kube("write the status"))?;
-        Ok(())
-    }
-}
+/// The status being built during one reconcile of a number.
+pub(super) type Draft<'a> = super::draft::Draft<'a, CallerReputationNumber>;
 
 /// The profile and account a number is enrolled with.
 struct Target {
@@ -555,7 +482,7 @@ fn record_observed(draft: &mut Draft<'_>, observed: &Number) {
 
 /// Sets `nextCheckTime` and returns the delay until it.
 fn schedule(outcome: &Outcome, ctx: &Context, draft: &mut Draft<'_>) -> Option<Duration> {
-    let previous_interval = match (&draft.number.status, outcome.reason) {
+    let previous_interval = match (&draft.object.status, outcome.reason) {
         (Some(status), Reason::Pending)
             if status.state() == Some(CallerReputationState::Pending) =>
         {
