@@ -71,17 +71,17 @@ impl Context {
         }
     }
 
-    /// Every cached BusinessProfile.
+    /// Returns every cached BusinessProfile.
     pub fn all_profiles(&self) -> Vec<Arc<BusinessProfile>> {
         self.profiles.iter().flat_map(Store::state).collect()
     }
 
-    /// Every cached CallerReputationNumber.
+    /// Returns every cached CallerReputationNumber.
     pub fn all_numbers(&self) -> Vec<Arc<CallerReputationNumber>> {
         self.numbers.iter().flat_map(Store::state).collect()
     }
 
-    /// The cached BusinessProfile `namespace/name`.
+    /// Returns the cached BusinessProfile `namespace/name`.
     pub fn profile(&self, namespace: &str, name: &str) -> Option<Arc<BusinessProfile>> {
         self.all_profiles()
             .into_iter()
@@ -121,7 +121,7 @@ impl Context {
         failures.remove(&key(object));
     }
 
-    /// The controller's clock, read once per reconcile.
+    /// Reads the controller's clock, once per reconcile.
     pub fn now(&self) -> Time {
         Time(jiff::Timestamp::now())
     }
@@ -148,7 +148,7 @@ fn key<K: Resource<DynamicType = ()>>(object: &K) -> (String, String, String) {
     )
 }
 
-/// Whether the `callerreputation.io/paused` annotation stops all Plivo calls for `object`.
+/// Returns whether the `callerreputation.io/paused` annotation stops all Plivo calls for `object`.
 pub fn is_paused<K: Resource>(object: &K) -> bool {
     object
         .annotations()
@@ -168,7 +168,7 @@ type CountsByCredentials = HashMap<(Option<String>, Option<String>), usize>;
 impl CountCache {
     const MAX_AGE: Duration = Duration::from_secs(5);
 
-    /// The count for `key`, recomputing all counts with `count` when they are stale.
+    /// Returns the count for `key`, recomputing all counts with `count` when they are stale.
     pub fn get(
         &self,
         key: (Option<String>, Option<String>),

@@ -230,7 +230,7 @@ fn hash_of(value: impl Hash) -> u64 {
     hasher.finish()
 }
 
-/// What makes a resource's own change worth a reconcile: its spec
+/// Hashes what makes a resource's own change worth a reconcile: its spec
 /// (generation), annotations, finalizers and deletion. The operator's own
 /// status writes change none of these, so they trigger nothing.
 fn own_trigger<K: Resource>(object: &K) -> Option<u64> {
@@ -243,7 +243,7 @@ fn own_trigger<K: Resource>(object: &K) -> Option<u64> {
     )))
 }
 
-/// What a number cares about in its profile: spec, readiness, UUID and deletion.
+/// Hashes what a number depends on in its profile: spec, readiness, UUID and deletion.
 fn profile_trigger(profile: &BusinessProfile) -> Option<u64> {
     let status = profile.status.as_ref();
     let ready = status
@@ -282,7 +282,7 @@ fn numbers_using_profile(
         .collect()
 }
 
-/// Whether a resource waits for credentials, so a change to the default Secret concerns it.
+/// Returns whether a resource waits for credentials, so that a change to the default Secret concerns it.
 fn waits_for_credentials(
     conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
 ) -> bool {

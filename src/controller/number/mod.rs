@@ -34,7 +34,7 @@ pub const KIND: &str = "CallerReputationNumber";
 /// How long a number blocked by another resource waits before it looks again untriggered.
 const RECHECK_BLOCKED: Duration = Duration::from_secs(60);
 
-/// One reconcile of a CallerReputationNumber.
+/// Reconciles one CallerReputationNumber.
 pub async fn reconcile(
     number: Arc<CallerReputationNumber>,
     ctx: Arc<Context>,
@@ -232,7 +232,7 @@ async fn resolve_target(
     Ok(Ok(Target { desired, account }))
 }
 
-/// The UUID and generation of a BusinessProfile that is Ready at its current generation.
+/// Returns the UUID and generation of a BusinessProfile that is Ready at its current generation.
 fn ready_profile(profile: &BusinessProfile) -> Option<(String, i64)> {
     let status = profile.status.as_ref()?;
     let generation = profile.metadata.generation?;
@@ -289,7 +289,7 @@ fn skip_plivo(
     (wait > jiff::SignedDuration::ZERO).then(|| Action::requeue(wait.unsigned_abs()))
 }
 
-/// Whether the last attempt was rejected by Plivo in a way only a spec change fixes.
+/// Returns whether Plivo rejected the last attempt in a way only a spec change fixes.
 fn is_terminal(status: &CallerReputationNumberStatus) -> bool {
     find_condition(&status.conditions, ConditionType::Synced).is_some_and(|synced| {
         synced.status == "False"
@@ -308,7 +308,7 @@ async fn enroll(
     draft: &mut Draft<'_>,
 ) -> Result<Outcome, Error> {
     let digits = phone.digits();
-    // A callback asks for the number's state now, so it is never served from a listing.
+    // A callback requests the number's current state, so it is never served from a listing.
     let managed = if forced {
         0
     } else {
@@ -514,7 +514,7 @@ fn conflicting_claim(
     phone: &PhoneNumber,
     ctx: &Context,
 ) -> Option<String> {
-    // A number that already holds an enrollment keeps it; otherwise the older
+    // A number that already has an enrollment keeps it; otherwise the older
     // resource wins (creation times have one-second resolution, so names break ties).
     let key = |n: &CallerReputationNumber| {
         let holds = n.status.as_ref().is_some_and(|s| s.enrollment.is_some());

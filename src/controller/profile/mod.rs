@@ -29,7 +29,7 @@ const RECHECK_BLOCKED: Duration = Duration::from_secs(60);
 /// Kind label of this controller in metrics and backoff bookkeeping.
 pub const KIND: &str = "BusinessProfile";
 
-/// One reconcile of a BusinessProfile.
+/// Reconciles one BusinessProfile.
 pub async fn reconcile(profile: Arc<BusinessProfile>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
     let result = dispatch(&profile, &ctx).await;
