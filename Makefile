@@ -7,6 +7,8 @@ test:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo test
+	# The controller scenarios again, with 30% of Plivo requests failing.
+	CRO_E2E_FAULT_RATIO=0.3 cargo test --test controllers
 
 .PHONY: demo demo-stop
 demo:
