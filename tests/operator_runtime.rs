@@ -29,6 +29,7 @@ const FLAGS: &[&str] = &[
     "--default-credentials-secret",
     "--plivo-requests-per-window",
     "--plivo-timeout",
+    "--plivo-ca-file",
     "--resync-period",
     "--pending-recheck-min",
     "--pending-recheck-max",
