@@ -62,6 +62,20 @@ impl Outcome {
         }
     }
 
+    /// Builds the outcome of a Plivo error that a retry cannot fix: rejected
+    /// credentials point at the Secret, anything else carries Plivo's text.
+    pub fn plivo_rejected(error: &crate::plivo::Error) -> Self {
+        match error {
+            crate::plivo::Error::Unauthorized { .. } | crate::plivo::Error::Forbidden { .. } => {
+                Self::blocked(
+                    Reason::CredentialsMissing,
+                    format!("{error}. Fix the Auth ID and Auth Token in the credentials Secret."),
+                )
+            }
+            _ => Self::blocked(Reason::PlivoError, error.to_string()),
+        }
+    }
+
     fn event_type(&self) -> EventType {
         let waits_for_other_resource = matches!(
             self.reason,

@@ -48,9 +48,31 @@ pub async fn cleanup(number: &CallerReputationNumber, ctx: &Context) -> Result<A
             .map_err(Error::kube("remove the finalizer"))?;
         return Ok(Action::await_change());
     };
+    // Another resource that still manages the number owns its enrollment: the
+    // loser of a NumberConflict never touched Plivo and must not disable it now.
+    if let Some(owner) = other_manager(number, &phone, ctx) {
+        tracing::info!(%namespace, name = %number.name_any(), %owner, "Number managed by another resource; leaving it enrolled");
+        finalizer::remove(&api, number)
+            .await
+            .map_err(Error::kube("remove the finalizer"))?;
+        return Ok(Action::await_change());
+    }
+    let never_enrolled = number
+        .status
+        .as_ref()
+        .is_none_or(|s| s.enrollment.is_none());
+
     let reference = credentials_of(number, ctx);
     let account = match ctx.account(&namespace, reference.as_ref()).await {
         Ok((account, _)) => account,
+        // Without credentials nothing can have been sent, so there is nothing to undo.
+        Err(error) if error.is_user_error() && never_enrolled => {
+            tracing::info!(%namespace, name = %number.name_any(), "Number never enrolled and has no credentials; releasing it");
+            finalizer::remove(&api, number)
+                .await
+                .map_err(Error::kube("remove the finalizer"))?;
+            return Ok(Action::await_change());
+        }
         Err(error) if error.is_user_error() => {
             let message = format!("Deletion waits: cannot disable {phone} at Plivo: {error}");
             draft
@@ -161,4 +183,24 @@ async fn deletion_waits(
         .finish(ctx, &Outcome::blocked(Reason::Deleting, message))
         .await?;
     Ok(Action::requeue(RECHECK_BLOCKED))
+}
+
+/// Returns another CallerReputationNumber, not being deleted, that manages the same number.
+fn other_manager(
+    number: &CallerReputationNumber,
+    phone: &crate::api::PhoneNumber,
+    ctx: &Context,
+) -> Option<String> {
+    ctx.all_numbers()
+        .into_iter()
+        .filter(|other| other.uid() != number.uid())
+        .filter(|other| other.metadata.deletion_timestamp.is_none())
+        .find(|other| other.spec.phone_number().ok().as_ref() == Some(phone))
+        .map(|other| {
+            format!(
+                "{}/{}",
+                other.namespace().unwrap_or_default(),
+                other.name_any()
+            )
+        })
 }

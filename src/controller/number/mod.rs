@@ -325,7 +325,8 @@ async fn enroll(
                 ),
             ));
         }
-        Err(error) => return Err(Error::Plivo(error)),
+        Err(error) if error.is_retryable() => return Err(Error::Plivo(error)),
+        Err(error) => return Ok(Outcome::plivo_rejected(&error)),
     };
     draft.status.last_checked_time = Some(draft.now.clone());
     draft.status.number_type = observed
@@ -459,7 +460,7 @@ async fn send_enable(
             ),
         ))),
         Err(error) if error.is_retryable() => Err(Err(Error::Plivo(error))),
-        Err(error) => Err(Ok(Outcome::blocked(Reason::PlivoError, error.to_string()))),
+        Err(error) => Err(Ok(Outcome::plivo_rejected(&error))),
     }
 }
 

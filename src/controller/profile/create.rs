@@ -258,13 +258,7 @@ fn retry_or_outcome(error: plivo::Error) -> Blocked {
     if error.is_retryable() {
         return Blocked::Retry(Error::Plivo(error));
     }
-    let reason = match error {
-        plivo::Error::Unauthorized { .. } | plivo::Error::Forbidden { .. } => {
-            Reason::CredentialsMissing
-        }
-        _ => Reason::PlivoError,
-    };
-    Blocked::Outcome(Outcome::blocked(reason, error.to_string()))
+    Blocked::Outcome(Outcome::plivo_rejected(&error))
 }
 
 /// Plivo rejects a second profile for an EIN with a 400 whose text names the EIN.
