@@ -74,7 +74,10 @@ async fn kill_after_profile_create(prefix: &str, ein: &str, lose_response: bool)
     let lines_second = second.finish(&[AUTH_TOKEN]);
 
     assert_eq!(profiles, 1, "exactly one Plivo profile for EIN {ein}");
-    assert_eq!(creates, 1, "the restarted operator adopts, never re-creates");
+    assert_eq!(
+        creates, 1,
+        "the restarted operator adopts, never re-creates"
+    );
     let state = rig.sandbox.state();
     for n in &numbers {
         assert_eq!(

@@ -15,7 +15,7 @@ mod process;
 mod rig;
 
 //mod bounded_text;
-//mod cleanup;
+mod cleanup;
 mod kill;
 //mod one_writer;
 //mod secrets;

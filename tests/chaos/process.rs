@@ -189,16 +189,26 @@ impl OperatorProcess {
 impl Drop for OperatorProcess {
     fn drop(&mut self) {
         if thread::panicking() {
-            // The failing test's evidence: what this operator last said.
+            // The failing test's evidence: what this operator said, in full in a file and its
+            // last non-debug lines on stderr.
             let lines = self.output();
-            let tail = &lines[lines.len().saturating_sub(80)..];
+            let path = std::env::temp_dir().join(format!("chaos-{}-{}.log", self.name, self.pid()));
+            let _ = std::fs::write(&path, lines.join("\n"));
+            let notable: Vec<&String> = lines
+                .iter()
+                .filter(|l| !l.contains(r#""level":"DEBUG""#) && !l.contains(r#""level":"TRACE""#))
+                .collect();
+            let tail = &notable[notable.len().saturating_sub(40)..];
             let _ = writeln!(
                 std::io::stderr(),
-                "--- last {} output lines of {} ---\n{}",
-                tail.len(),
+                "--- {} ({} lines in {}), last non-debug lines ---",
                 self.name,
-                tail.join("\n")
+                lines.len(),
+                path.display()
             );
+            for line in tail {
+                let _ = writeln!(std::io::stderr(), "{line}");
+            }
         }
         let _ = Command::new("kill")
             .arg("-CONT")

@@ -133,10 +133,8 @@ impl Rig {
                 let api = api.clone();
                 async move {
                     let profile = api.get_opt(name).await.ok().flatten()?;
-                    let ready = find_condition(
-                        &profile.status.as_ref()?.conditions,
-                        ConditionType::Ready,
-                    )?;
+                    let ready =
+                        find_condition(&profile.status.as_ref()?.conditions, ConditionType::Ready)?;
                     (ready.reason == reason).then_some(profile)
                 }
             },
