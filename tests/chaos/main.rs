@@ -17,5 +17,5 @@ mod rig;
 //mod bounded_text;
 mod cleanup;
 mod kill;
-//mod one_writer;
+mod one_writer;
 //mod secrets;
