@@ -14,8 +14,9 @@ mod harness;
 mod process;
 mod rig;
 
-//mod bounded_text;
+mod bounded_text;
 mod cleanup;
 mod kill;
 mod one_writer;
-//mod secrets;
+mod quiet;
+mod secrets;

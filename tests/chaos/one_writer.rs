@@ -168,6 +168,9 @@ async fn only_the_leader_writes_and_a_frozen_leader_is_replaced() {
     wait_pending(8..12).await;
 
     let thawed_exited = replicas[first_leader].exited();
+    // A standby reports ready (it must not block a rollout); what it must not do is claim to
+    // lead while idle, which the leader gauge shows.
+    let thawed_readyz = replicas[first_leader].readyz();
     let after_thaw = scrape(&replicas[first_leader]);
     let leader_now = single_leader(&replicas, Some(first_leader));
     assert_eq!(
@@ -218,6 +221,7 @@ async fn only_the_leader_writes_and_a_frozen_leader_is_replaced() {
     println!(
         "chaos: one-writer: replicas=3 leaders-at-a-time=1 standby-requests=0 \
          takeover={takeover:.1?} step-down={step_down:.1?} thawed-exited={thawed_exited} \
+         thawed-leader-gauge=0 thawed-readyz={thawed_readyz:?} \
          old-leader-requests={}->{} old-leader-writes={}->{} new-leader-requests={new_leader_requests} \
          numbers={} pending-transitions={pending} enables={enables} log-lines={lines}",
         before_freeze.requests,

@@ -175,11 +175,6 @@ impl OperatorProcess {
         (status == 200).then_some(body)
     }
 
-    /// Sum of every sample of `name` (all label sets), from `/metrics`.
-    pub fn sample_sum(&self, name: &str) -> Option<f64> {
-        Some(sum_samples(&self.metrics()?, name))
-    }
-
     /// HTTP status of `/readyz`.
     pub fn readyz(&self) -> Option<u16> {
         http_get(self.address?, "/readyz").ok().map(|(s, _)| s)

@@ -71,6 +71,20 @@ impl Rig {
         OperatorProcess::start(name, &self.kubeconfig, &flags)
     }
 
+    /// Starts an operator with the rig's flags, `overrides` replacing the values of flags the
+    /// rig sets (such as `--pending-recheck-min`).
+    pub fn operator_with(&self, name: &str, overrides: &[(&str, &str)]) -> OperatorProcess {
+        let mut flags = self.flags();
+        for (flag, value) in overrides {
+            let at = flags
+                .iter()
+                .position(|f| f == flag)
+                .unwrap_or_else(|| panic!("the rig sets no {flag}"));
+            flags[at + 1] = value.to_string();
+        }
+        OperatorProcess::start(name, &self.kubeconfig, &flags)
+    }
+
     pub async fn create_secret(&self) {
         create_credentials_secret(&self.client, &self.namespace, SECRET).await;
     }
@@ -148,15 +162,6 @@ impl Rig {
             .requests()
             .iter()
             .filter(|r| r.method == method && r.endpoint.ends_with(suffix))
-            .count()
-    }
-
-    /// Every write (POST or DELETE) the sandbox received.
-    pub fn writes(&self) -> usize {
-        self.sandbox
-            .requests()
-            .iter()
-            .filter(|r| r.method == "POST" || r.method == "DELETE")
             .count()
     }
 
