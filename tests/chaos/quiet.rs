@@ -60,6 +60,43 @@ where
         .collect()
 }
 
+/// Waits until every number has the Ready reason `expected` names; the panic lists the others.
+async fn wait_reasons(
+    numbers: &Api<CallerReputationNumber>,
+    expected: &BTreeMap<String, String>,
+    what: &str,
+) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let found = reasons(numbers, ready_reasons).await;
+        if &found == expected {
+            return;
+        }
+        if Instant::now() > deadline {
+            let wrong: Vec<String> = expected
+                .iter()
+                .filter(|(name, reason)| found.get(*name) != Some(*reason))
+                .map(|(name, reason)| format!("{name}: {:?} not {reason}", found.get(name)))
+                .collect();
+            panic!("timed out waiting for {what}: {wrong:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn ready_reasons(number: &CallerReputationNumber) -> Vec<(String, String)> {
+    number
+        .status
+        .as_ref()
+        .map(|s| {
+            s.conditions
+                .iter()
+                .map(|c| (c.type_.clone(), c.reason.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Every condition of every object as `name/type -> lastTransitionTime`.
 async fn transition_times(rig: &Rig) -> BTreeMap<String, String> {
     let mut times = BTreeMap::new();
@@ -162,28 +199,7 @@ async fn nothing_is_written_when_nothing_changes() {
     let numbers = rig.numbers();
     let wait_for = |expected: BTreeMap<String, String>, what: &'static str| {
         let numbers = numbers.clone();
-        async move {
-            support::eventually(what, WAIT, || {
-                let numbers = numbers.clone();
-                let expected = expected.clone();
-                async move {
-                    let found = reasons(&numbers, |n: &CallerReputationNumber| {
-                        n.status
-                            .as_ref()
-                            .map(|s| {
-                                s.conditions
-                                    .iter()
-                                    .map(|c| (c.type_.clone(), c.reason.clone()))
-                                    .collect()
-                            })
-                            .unwrap_or_default()
-                    })
-                    .await;
-                    (found == expected).then_some(())
-                }
-            })
-            .await
-        }
+        async move { wait_reasons(&numbers, &expected, what).await }
     };
     wait_for(
         expected.clone(),
@@ -209,7 +225,7 @@ async fn nothing_is_written_when_nothing_changes() {
     }
     rig.apply(profile_manifest("acme-dup", "21-0000081")).await;
     wait_for(expected.clone(), "every number in its steady state").await;
-    rig.profile_reason("acme-dup", "DuplicateEin").await;
+    rig.profile_reason("acme-dup", "DuplicateEIN").await;
     // Numbers in PENDING stay as they are: `expected` already says Pending for them.
     debug_assert!(
         PENDING

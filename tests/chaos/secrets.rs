@@ -85,23 +85,30 @@ async fn tokens_stay_secret_and_only_signed_callbacks_count() {
 
     rig.apply(profile_manifest("acme", "21-0000061")).await;
     rig.apply(number_manifest("good", &good, "acme")).await;
-    let mut bad_manifest = number_manifest("bad", &bad, "acme");
-    bad_manifest["spec"]["credentialsSecretRef"] = json!({"name": "wrong-token"});
-    rig.apply(bad_manifest).await;
+    // Numbers use their profile's credentials, so the wrong token goes on a profile.
+    let mut wrong_profile = profile_manifest("wrong", "21-0000062");
+    wrong_profile["spec"]["credentialsSecretRef"] = json!({"name": "wrong-token"});
+    rig.apply(wrong_profile).await;
+    rig.apply(number_manifest("bad", &bad, "wrong")).await;
 
     let mut operator = rig.operator("callbacks", &["--callback-base-url", PUBLIC_BASE]);
     let address = operator.address().await;
     rig.number_reason("good", "Pending").await;
-    let refused = rig.numbers();
-    support::eventually("the wrong-token number to report its failure", WAIT, || {
-        let api = refused.clone();
-        async move {
-            let number = api.get_opt("bad").await.ok().flatten()?;
-            let status = number.status?;
-            (!status.conditions.is_empty()).then_some(())
-        }
-    })
-    .await;
+    let refused = rig.profiles();
+    let wrong_token_message =
+        support::eventually("the wrong-token profile to report the 401", WAIT, || {
+            let api = refused.clone();
+            async move {
+                let profile = api.get_opt("wrong").await.ok().flatten()?;
+                let status = profile.status?;
+                status
+                    .conditions
+                    .iter()
+                    .find(|c| c.message.contains("401"))
+                    .map(|c| c.message.clone())
+            }
+        })
+        .await;
     assert_eq!(
         rig.sandbox.state().numbers[&digits(&good)]
             .callback_url
@@ -201,23 +208,10 @@ async fn tokens_stay_secret_and_only_signed_callbacks_count() {
             assert!(!text.contains(token), "an Auth Token in {what}");
         }
     }
-    let bad_message = numbers
-        .items
-        .iter()
-        .find(|n| n.metadata.name.as_deref() == Some("bad"))
-        .and_then(|n| n.status.as_ref())
-        .map(|s| {
-            s.conditions
-                .iter()
-                .map(|c| c.message.clone())
-                .collect::<Vec<_>>()
-                .join(" | ")
-        })
-        .unwrap_or_default();
     let lines = operator.finish(&[AUTH_TOKEN, WRONG_TOKEN]);
     println!(
         "chaos: secrets: refused-callbacks={} accepted-callbacks=2 events-checked={} \
-         objects-checked={} log-lines-checked={lines} token-hits=0 wrong-token-message={bad_message:?}",
+         objects-checked={} log-lines-checked={lines} token-hits=0 wrong-token-message={wrong_token_message:?}",
         refusals.len(),
         events.items.len(),
         numbers.items.len() + profiles.items.len()
