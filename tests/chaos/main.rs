@@ -19,4 +19,5 @@ mod cleanup;
 mod kill;
 mod one_writer;
 mod quiet;
+mod recovery;
 mod secrets;
