@@ -16,6 +16,7 @@ mod rig;
 
 mod bounded_text;
 mod cleanup;
+mod fairness;
 mod kill;
 mod one_writer;
 mod quiet;
