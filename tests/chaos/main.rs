@@ -14,6 +14,7 @@ mod harness;
 mod process;
 mod rig;
 
+mod bad_input;
 mod bounded_text;
 mod cleanup;
 mod fairness;
