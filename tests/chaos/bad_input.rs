@@ -4,8 +4,8 @@
 //! field, or reconciled to a clear condition; the operator never crashes and no finalizer
 //! sticks.
 //!
-//! The cases come from a deterministic proptest runner so every run checks the same 64 values;
-//! they are applied as one batch because each reconcile takes a round trip.
+//! The cases come from a deterministic proptest runner, so every run checks the same 64 values.
+//! They are applied as one batch because each reconcile takes a round trip.
 
 use std::time::{Duration, Instant};
 

@@ -187,7 +187,7 @@ async fn apiserver_restart_costs_no_plivo_write() {
     // The operator's watches reconnect and relist; give them the time a user would wait.
     let changed_at = Instant::now();
     apply(&numbers, number_manifest("n3", &phones[3], "acme")).await;
-    pending(&numbers, "n3", Duration::from_secs(30)).await;
+    pending(&numbers, "n3", Duration::from_secs(70)).await;
     let reconciled_after = changed_at.elapsed();
     let writes_after = writes(&sandbox);
     let requests_after = sandbox.requests().len();
@@ -202,10 +202,11 @@ async fn apiserver_restart_costs_no_plivo_write() {
     for phone in &phones {
         assert_eq!(state.counters[&digits(phone)].enable_requests, 1, "{phone}");
     }
-    // The watches retry with kube-runtime's default backoff (0.8 s doubling, capped at 30 s), so
-    // after a 10 s outage the next attempt can be ~13 s away; 20 s bounds that step.
+    // NOTE: this bound is loose on purpose. After the restart the relists keep failing with
+    // "410 too old resource version" until the new apiserver's watch cache moves past the
+    // listed resourceVersion, which took 12 to 39 s in our runs (RELIABILITY.md).
     assert!(
-        reconciled_after < Duration::from_secs(20),
+        reconciled_after < Duration::from_secs(60),
         "the change after the restart took {reconciled_after:?}"
     );
     println!(
