@@ -204,7 +204,7 @@ async fn apiserver_restart_costs_no_plivo_write() {
     }
     // NOTE: this bound is loose on purpose. After the restart the relists keep failing with
     // "410 too old resource version" until the new apiserver's watch cache moves past the
-    // listed resourceVersion, which took 12 to 39 s in our runs (RELIABILITY.md).
+    // listed resourceVersion, which took 12 to 35 s in our runs (RELIABILITY.md).
     assert!(
         reconciled_after < Duration::from_secs(60),
         "the change after the restart took {reconciled_after:?}"
