@@ -17,6 +17,9 @@ pub async fn reconcile(secret: Arc<Secret>, ctx: Arc<Context>) -> Result<Action,
     if !has_finalizer {
         return Ok(Action::await_change());
     }
+    if !caches_ready(&ctx).await {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let namespace = secret.namespace().unwrap_or_default();
     let name = secret.name_any();
     let users = ctx
@@ -29,6 +32,11 @@ pub async fn reconcile(secret: Arc<Secret>, ctx: Arc<Context>) -> Result<Action,
             .iter()
             .filter(|n| number_uses(n, &ctx, &namespace, &name))
             .count();
+    if users > 0 && secret.metadata.deletion_timestamp.is_some() {
+        // The last user's delete event can arrive here before the shared caches drop it
+        // (they are fed by other watches), so a Secret waiting to go looks again.
+        return Ok(Action::requeue(Duration::from_secs(2)));
+    }
     if users > 0 {
         return Ok(Action::await_change());
     }
@@ -38,6 +46,18 @@ pub async fn reconcile(secret: Arc<Secret>, ctx: Arc<Context>) -> Result<Action,
         .map_err(Error::kube(format!("release Secret {namespace}/{name}")))?;
     tracing::info!(%namespace, %name, "Released credentials Secret");
     Ok(Action::await_change())
+}
+
+/// Waits (briefly) for the first listing of every profile and number cache.
+///
+/// Until then an empty cache means "not read yet", not "no users": releasing at start-up
+/// would drop the guard while resources deleted during the downtime still need the Secret
+/// to disable their numbers. This waits on the hub's synced flag rather than on
+/// `Store::wait_until_ready`, whose wake-up reaches only one of several concurrent waiters.
+async fn caches_ready(ctx: &Context) -> bool {
+    tokio::time::timeout(Duration::from_secs(5), ctx.callbacks.wait_synced())
+        .await
+        .is_ok()
 }
 
 pub fn profile_uses(profile: &BusinessProfile, namespace: &str, name: &str) -> bool {

@@ -157,7 +157,16 @@ async fn resolve_target(
     let namespace = number.namespace().unwrap_or_default();
     let (profile_uuid, profile_generation, secret_ref) = match number.spec.profile_source() {
         Some(ProfileSource::Reference(name)) => {
-            let profile = ctx.profile(&namespace, name);
+            let mut profile = ctx.profile(&namespace, name);
+            if profile.as_deref().and_then(ready_profile).is_none() {
+                // A profile's change triggers this reconcile through another watch than the
+                // one feeding the cache, so the cache may not hold the change yet: confirm
+                // "not ready" with a direct read, or the number waits until the next resync.
+                let fresh = ctx.api::<BusinessProfile>(&namespace).get_opt(name).await;
+                if let Ok(Some(fresh)) = fresh {
+                    profile = Some(Arc::new(fresh));
+                }
+            }
             match profile.as_deref().and_then(ready_profile) {
                 Some((uuid, generation)) => {
                     let secret_ref = profile
