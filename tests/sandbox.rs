@@ -525,12 +525,10 @@ async fn activation_without_delay_follows_fail_rules() {
 
     api.enable(TOLLFREE, &bad).await;
     api.wait_for_status(TOLLFREE, "FAILED").await;
+    // A re-enable resubmits the number, and the unchanged profile fails again.
     api.enable(TOLLFREE, &bad).await;
-    assert_eq!(
-        api.status_of(TOLLFREE).await,
-        "FAILED",
-        "re-enabling without fixing the profile changes nothing"
-    );
+    api.wait_for_status(TOLLFREE, "FAILED").await;
+    assert_eq!(sandbox.state().counters[TOLLFREE].failed, 2);
 
     let (status, _) = api
         .post(&format!("Profile/{bad}/"), json!({"ein": "333333333"}))
@@ -539,8 +537,8 @@ async fn activation_without_delay_follows_fail_rules() {
     api.enable(TOLLFREE, &bad).await;
     api.wait_for_status(TOLLFREE, "ACTIVE").await;
     let state = sandbox.state();
-    assert_eq!(state.counters[TOLLFREE].pending, 2);
-    assert_eq!(state.counters[TOLLFREE].failed, 1);
+    assert_eq!(state.counters[TOLLFREE].pending, 3);
+    assert_eq!(state.counters[TOLLFREE].failed, 2);
     sandbox.shutdown().await;
 }
 

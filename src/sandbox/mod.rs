@@ -14,8 +14,8 @@
 //! - `caller_reputation_status` goes `null` → `PENDING` on enable, then
 //!   `ACTIVE` or `FAILED` after the activation delay; enabling with another
 //!   profile starts `PENDING` again; enabling again with the same profile
-//!   changes nothing unless the number `FAILED` and the profile was updated
-//!   since; disabling returns to `null` and clears `profile_uuid`; deleting a
+//!   changes nothing while `PENDING` or `ACTIVE`, and resubmits a `FAILED`
+//!   number; disabling returns to `null` and clears `profile_uuid`; deleting a
 //!   profile disables its numbers. Profiles whose EIN is in the fail list, or
 //!   that have no website when so configured, fail;
 //! - a signed status callback on every status change (see [`callbacks`]);

@@ -450,9 +450,9 @@ impl State {
         Ok(effects)
     }
 
-    /// Returns whether an enable with `uuid` leaves the number as it is. The
-    /// current profile restarts registration only after a `FAILED` status that
-    /// the profile was updated after.
+    /// Returns whether an enable with `uuid` leaves the number as it is: the
+    /// same profile while `PENDING` or `ACTIVE`. An enable of a `FAILED`
+    /// number resubmits it to the carriers, as Plivo's guide says to retry.
     fn enable_changes_nothing(&self, number: &str, uuid: &str) -> bool {
         let Some(entry) = self.numbers.get(number) else {
             return false;
@@ -462,11 +462,7 @@ impl State {
         }
         match entry.status {
             Some(CrStatus::Pending | CrStatus::Active) => true,
-            Some(CrStatus::Failed) => {
-                let profile_revision = self.profiles.get(uuid).map_or(0, |p| p.revision);
-                profile_revision < entry.status_revision
-            }
-            Some(CrStatus::NotEnrolled) | None => false,
+            Some(CrStatus::Failed | CrStatus::NotEnrolled) | None => false,
         }
     }
 
@@ -701,7 +697,7 @@ mod tests {
     }
 
     #[test]
-    fn failed_number_retries_only_after_profile_update() {
+    fn failed_number_is_resubmitted_and_fails_again_until_fixed() {
         let mut state = state_with("14155550100", NumberType::Local, "US");
         profile(&mut state, "p1", "999");
         let rules = DecisionRules {
@@ -712,7 +708,9 @@ mod tests {
         state.run_decision(&effects.decisions[0], &rules);
         assert_eq!(state.numbers["14155550100"].status, Some(CrStatus::Failed));
 
-        enable(&mut state, "p1").unwrap();
+        let effects = enable(&mut state, "p1").unwrap();
+        assert_eq!(state.numbers["14155550100"].status, Some(CrStatus::Pending));
+        state.run_decision(&effects.decisions[0], &rules);
         assert_eq!(state.numbers["14155550100"].status, Some(CrStatus::Failed));
 
         let mut changes = Map::new();
