@@ -1,0 +1,280 @@
+//! Behaviour a user relies on that the operator gets wrong today, found by
+//! trying the demo as a new and as a hostile user. Each test is ignored with
+//! the finding it reproduces; run them with
+//! `cargo test --test breaker_findings -- --ignored`. A fix makes its test
+//! pass, and then its `#[ignore]` goes.
+
+#[path = "support/mod.rs"]
+mod support;
+
+#[path = "controllers/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+
+use caller_reputation_operator::api::conditions::{ConditionType, find_condition};
+use harness::{AUTH_ID, Harness, WAIT, number_manifest, profile_manifest, seed};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    Api,
+    api::{Patch, PatchParams, PostParams},
+};
+use serde_json::json;
+
+const NUMBER_1: &str = "+14155550101";
+const NUMBER_2: &str = "+14155550102";
+
+fn digits(e164: &str) -> String {
+    e164.trim_start_matches('+').to_string()
+}
+
+async fn setup(prefix: &str) -> Harness {
+    let cluster = support::cluster().await;
+    support::install_crds(&cluster.client()).await;
+    let namespace = support::namespace(prefix).await;
+    Harness::start(
+        &namespace,
+        vec![seed(NUMBER_1, "local"), seed(NUMBER_2, "local")],
+        |_| {},
+    )
+    .await
+}
+
+/// Waits until the sandbox reports `status` for the number.
+async fn sandbox_status_is(h: &Harness, number: &str, status: &str) {
+    support::eventually(
+        &format!("{number} {status} at the sandbox"),
+        WAIT,
+        || async { (h.sandbox_number(&digits(number)).0.as_deref() == Some(status)).then_some(()) },
+    )
+    .await;
+}
+
+/// Waits until the BusinessProfile is Ready, whatever the reason.
+async fn profile_ready(h: &Harness, name: &str) {
+    let api = h.profiles();
+    support::eventually(&format!("BusinessProfile {name} Ready"), WAIT, || {
+        let api = api.clone();
+        async move {
+            let profile = api.get_opt(name).await.ok().flatten()?;
+            let status = profile.status?;
+            let ready = find_condition(&status.conditions, ConditionType::Ready)?;
+            (ready.status == "True").then_some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "finding: deleting the loser of a NumberConflict disables the winner's number at Plivo"]
+async fn deleting_a_conflicting_duplicate_leaves_the_active_number_alone() {
+    let h = setup("dup-delete").await;
+    h.create_secret().await;
+    h.apply_profile(profile_manifest("acme", "12-3456701"))
+        .await;
+    h.apply_number(number_manifest("owner", NUMBER_1, "acme"))
+        .await;
+    h.number_reason("owner", "Pending").await;
+    h.decide(&digits(NUMBER_1), "ACTIVE").await;
+    h.number_reason("owner", "Active").await;
+
+    h.apply_number(number_manifest("duplicate", NUMBER_1, "acme"))
+        .await;
+    h.number_reason("duplicate", "NumberConflict").await;
+    h.delete_number("duplicate").await;
+    h.gone(&h.numbers(), "duplicate").await;
+
+    let disables = h.sandbox.state().counters[&digits(NUMBER_1)].disable_requests;
+    assert_eq!(
+        disables, 0,
+        "the duplicate never managed the number, so its deletion must not disable it"
+    );
+    assert_eq!(
+        h.sandbox_number(&digits(NUMBER_1)).0.as_deref(),
+        Some("ACTIVE"),
+        "the owner's registration must stay ACTIVE"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "finding: a number that never reached Plivo cannot be deleted while its credentials are missing"]
+async fn number_without_credentials_that_never_enrolled_is_deleted() {
+    let h = setup("nocreds-delete").await;
+    h.apply_number(json!({
+        "apiVersion": "callerreputation.io/v1alpha1",
+        "kind": "CallerReputationNumber",
+        "metadata": {"name": "orphan"},
+        "spec": {
+            "number": NUMBER_1,
+            "profileUUID": "00000000-0000-4000-8000-000000000001",
+            "credentialsSecretRef": {"name": "does-not-exist"}
+        }
+    }))
+    .await;
+    h.number_reason("orphan", "CredentialsMissing").await;
+
+    h.delete_number("orphan").await;
+    // Nothing was ever enabled at Plivo, so there is nothing to disable.
+    h.gone(&h.numbers(), "orphan").await;
+    assert_eq!(h.requests_mentioning(&digits(NUMBER_1)), 0);
+    h.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "finding: the retry annotation sends an enable the sandbox ignores; a FAILED number stays FAILED"]
+async fn retry_annotation_retries_a_failed_number() {
+    let h = setup("retry").await;
+    h.create_secret().await;
+    h.apply_profile(profile_manifest("acme", "12-3456702"))
+        .await;
+    h.apply_number(number_manifest("one", NUMBER_1, "acme"))
+        .await;
+    h.number_reason("one", "Pending").await;
+    h.decide(&digits(NUMBER_1), "FAILED").await;
+    h.number_reason("one", "Failed").await;
+
+    h.numbers()
+        .patch(
+            "one",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"callerreputation.io/retry": "1"}}})),
+        )
+        .await
+        .expect("annotate");
+
+    // README: "callerreputation.io/retry: <any new value> retries a FAILED number
+    // with an unchanged profile". A retry puts the number back in the carriers' queue.
+    sandbox_status_is(&h, NUMBER_1, "PENDING").await;
+    h.number_reason("one", "Pending").await;
+    h.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "finding: credentials Plivo rejects (HTTP 401) are reported as PlivoUnavailable, not CredentialsMissing"]
+async fn rejected_credentials_are_reported_as_credentials_missing() {
+    let h = setup("bad-token").await;
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "wrong-token"},
+        "stringData": {"authId": AUTH_ID, "authToken": "not-the-token"},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(h.client.clone(), &h.namespace)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create Secret");
+    h.apply_number(json!({
+        "apiVersion": "callerreputation.io/v1alpha1",
+        "kind": "CallerReputationNumber",
+        "metadata": {"name": "one"},
+        "spec": {
+            "number": NUMBER_2,
+            "profileUUID": "00000000-0000-4000-8000-000000000001",
+            "credentialsSecretRef": {"name": "wrong-token"}
+        }
+    }))
+    .await;
+
+    // README: CredentialsMissing covers "Plivo rejected the credentials", with
+    // "Create or fix the Secret" as what to do; PlivoUnavailable says "Nothing".
+    let number = h.number_reason("one", "CredentialsMissing").await;
+    let ready = find_condition(
+        &number.status.as_ref().unwrap().conditions,
+        ConditionType::Ready,
+    )
+    .unwrap();
+    assert!(
+        !ready.message.contains("not-the-token"),
+        "{}",
+        ready.message
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "finding: a number can stay ProfileNotReady for good after its profile becomes Ready (a race: this test fails in about 1 run of 3)"]
+async fn numbers_follow_their_profiles_once_adopted() {
+    const PAIRS: u32 = 100;
+    let number_of = |i: u32| format!("+1415555{:04}", 3000 + i);
+    let cluster = support::cluster().await;
+    support::install_crds(&cluster.client()).await;
+    let namespace = support::namespace("adopt-race").await;
+    let h = Harness::start(
+        &namespace,
+        (0..PAIRS).map(|i| seed(&number_of(i), "local")).collect(),
+        |_| {},
+    )
+    .await;
+    h.create_secret().await;
+
+    // Each EIN already has a Plivo profile, so each BusinessProfile first
+    // reports ProfileExists and its number waits with ProfileNotReady.
+    let mut uuids = Vec::new();
+    for i in 0..PAIRS {
+        let ein = format!("41{:07}", 1000 + i);
+        uuids.push(
+            h.create_sandbox_profile(&ein, &format!("outside-{i}"))
+                .await,
+        );
+        h.apply_profile(profile_manifest(&format!("p{i}"), &ein))
+            .await;
+        h.apply_number(number_manifest(
+            &format!("n{i}"),
+            &number_of(i),
+            &format!("p{i}"),
+        ))
+        .await;
+    }
+    for i in 0..PAIRS {
+        h.profile_reason(&format!("p{i}"), "ProfileExists").await;
+        h.number_reason(&format!("n{i}"), "ProfileNotReady").await;
+    }
+
+    // Adopting makes every profile Ready; every number must then be enabled.
+    let adopt = (0..PAIRS).map(|i| {
+        let profiles = h.profiles();
+        let uuid = uuids[i as usize].clone();
+        async move {
+            profiles
+                .patch(
+                    &format!("p{i}"),
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"profileUUID": uuid}})),
+                )
+                .await
+                .expect("adopt")
+        }
+    });
+    futures::future::join_all(adopt).await;
+    for i in 0..PAIRS {
+        profile_ready(&h, &format!("p{i}")).await;
+    }
+    // Every number gets WAIT to leave ProfileNotReady; then the stragglers are
+    // listed with their profiles, which are all Ready at this point.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let stuck = loop {
+        let mut stuck = Vec::new();
+        for i in 0..PAIRS {
+            let number = h.numbers().get(&format!("n{i}")).await.expect("get number");
+            let reason = number
+                .status
+                .as_ref()
+                .and_then(|s| find_condition(&s.conditions, ConditionType::Ready))
+                .map(|c| c.reason.clone());
+            if reason.as_deref() == Some("ProfileNotReady") {
+                stuck.push(format!("n{i}"));
+            }
+        }
+        if stuck.is_empty() || tokio::time::Instant::now() > deadline {
+            break stuck;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    assert!(
+        stuck.is_empty(),
+        "numbers still ProfileNotReady {}s after every profile was Ready: {stuck:?}",
+        WAIT.as_secs()
+    );
+    h.stop().await;
+}
