@@ -1,8 +1,8 @@
-//! Behaviour a user relies on that the operator gets wrong today, found by
-//! trying the demo as a new and as a hostile user. Each test is ignored with
-//! the finding it reproduces; run them with
-//! `cargo test --test breaker_findings -- --ignored`. A fix makes its test
-//! pass, and then its `#[ignore]` goes.
+//! Regression tests for behaviour the operator once got wrong, found by
+//! trying the demo as a new and as a hostile user: a conflicting duplicate
+//! disabling the owner's number, deletion stuck on missing credentials, the
+//! retry annotation doing nothing, rejected credentials reported as an
+//! outage, and numbers missing their profile becoming Ready.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -65,7 +65,6 @@ async fn profile_ready(h: &Harness, name: &str) {
 }
 
 #[tokio::test]
-#[ignore = "finding: deleting the loser of a NumberConflict disables the winner's number at Plivo"]
 async fn deleting_a_conflicting_duplicate_leaves_the_active_number_alone() {
     let h = setup("dup-delete").await;
     h.create_secret().await;
@@ -97,7 +96,6 @@ async fn deleting_a_conflicting_duplicate_leaves_the_active_number_alone() {
 }
 
 #[tokio::test]
-#[ignore = "finding: a number that never reached Plivo cannot be deleted while its credentials are missing"]
 async fn number_without_credentials_that_never_enrolled_is_deleted() {
     let h = setup("nocreds-delete").await;
     h.apply_number(json!({
@@ -121,7 +119,6 @@ async fn number_without_credentials_that_never_enrolled_is_deleted() {
 }
 
 #[tokio::test]
-#[ignore = "finding: the retry annotation sends an enable the sandbox ignores; a FAILED number stays FAILED"]
 async fn retry_annotation_retries_a_failed_number() {
     let h = setup("retry").await;
     h.create_secret().await;
@@ -150,7 +147,6 @@ async fn retry_annotation_retries_a_failed_number() {
 }
 
 #[tokio::test]
-#[ignore = "finding: credentials Plivo rejects (HTTP 401) are reported as PlivoUnavailable, not CredentialsMissing"]
 async fn rejected_credentials_are_reported_as_credentials_missing() {
     let h = setup("bad-token").await;
     let secret: Secret = serde_json::from_value(json!({
@@ -193,7 +189,6 @@ async fn rejected_credentials_are_reported_as_credentials_missing() {
 }
 
 #[tokio::test]
-#[ignore = "finding: a number can stay ProfileNotReady for good after its profile becomes Ready (a race: this test fails in about 1 run of 3)"]
 async fn numbers_follow_their_profiles_once_adopted() {
     const PAIRS: u32 = 100;
     let number_of = |i: u32| format!("+1415555{:04}", 3000 + i);
