@@ -42,6 +42,8 @@ pub struct Context {
     pub reads: super::reads::NumberReads,
     /// Managed numbers per namespace and credentials Secret.
     pub managed_counts: CountCache,
+    /// Limits the reconciles of a Plivo account that keeps failing.
+    pub gate: super::gate::AccountGate,
     /// Consecutive failures per object, for the error backoff.
     failures: Mutex<HashMap<(String, String, String), u32>>,
 }
@@ -56,6 +58,7 @@ impl Context {
         callbacks: Arc<super::CallbackHub>,
     ) -> Self {
         let recorder = Recorder::new(client.clone(), caches.reporter);
+        let gate = super::gate::AccountGate::new(settings.concurrency);
         Self {
             client,
             plivo,
@@ -67,6 +70,7 @@ impl Context {
             callbacks,
             reads: Default::default(),
             managed_counts: CountCache::default(),
+            gate,
             failures: Mutex::default(),
         }
     }

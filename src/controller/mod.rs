@@ -10,6 +10,7 @@ mod credentials;
 mod draft;
 mod error;
 mod finalizer;
+mod gate;
 mod number;
 mod patch;
 mod profile;

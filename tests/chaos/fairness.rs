@@ -21,10 +21,8 @@ const BOUND: Duration = Duration::from_secs(10);
 /// How long the test measures before it gives up.
 const MEASURE_LIMIT: Duration = Duration::from_secs(120);
 
-// Fails today (RELIABILITY.md, "Fairness"): the failing account's reconciles hold every
-// worker slot while they wait out Retry-After, and the other account's numbers never start
-// within two minutes. Run it with `cargo test --test chaos -- --ignored fairness`.
-#[ignore = "known failure: a failing account starves the others (see RELIABILITY.md)"]
+// Regression: the failing account's reconciles once held every worker slot while they
+// waited out Retry-After, and the other account's numbers did not start within two minutes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_account_does_not_delay_another() {
     let noisy: Vec<String> = (0..NOISY_NUMBERS).map(|i| number(2000 + i)).collect();

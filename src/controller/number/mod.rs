@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{ResourceExt, runtime::controller::Action};
 
 use self::desired::{Desired, Step};
+use super::gate::{AccountKey, Admission};
 use super::{
     Error,
     context::{Context, is_paused},
@@ -115,6 +116,12 @@ async fn apply(number: &CallerReputationNumber, ctx: &Context) -> Result<Action,
         return Ok(Action::requeue(RECHECK_BLOCKED));
     }
 
+    let account = account_key(number, ctx);
+    let _admission = match ctx.gate.admit(&account) {
+        Admission::Busy => return Ok(Action::requeue(super::gate::busy_delay())),
+        admission => admission,
+    };
+
     let target = match resolve_target(number, ctx, &mut draft).await? {
         Ok(target) => target,
         Err(Some(outcome)) => {
@@ -132,8 +139,14 @@ async fn apply(number: &CallerReputationNumber, ctx: &Context) -> Result<Action,
     }
 
     let outcome = match enroll(number, &phone, &target, forced, ctx, &mut draft).await {
-        Ok(outcome) => outcome,
+        Ok(outcome) => {
+            ctx.gate.succeeded(&account);
+            outcome
+        }
         Err(error) => {
+            if matches!(error, Error::Plivo(_)) {
+                ctx.gate.failed(&account);
+            }
             let message = super::error::chain(&error);
             draft
                 .finish_unsynced(ctx, Reason::PlivoUnavailable, &message)
@@ -550,15 +563,18 @@ fn conflicting_claim(
         .next()
 }
 
+/// The Plivo account of `number`, by where its credentials come from.
+fn account_key(number: &CallerReputationNumber, ctx: &Context) -> AccountKey {
+    (
+        number.namespace(),
+        cleanup::credentials_of(number, ctx).map(|r| r.name),
+    )
+}
+
 /// How many numbers the operator manages with the same credentials as `number`,
 /// counted over the whole cache at most every few seconds.
 fn managed_in_account(number: &CallerReputationNumber, ctx: &Context) -> usize {
-    let key = |n: &CallerReputationNumber| {
-        (
-            n.namespace(),
-            cleanup::credentials_of(n, ctx).map(|r| r.name),
-        )
-    };
+    let key = |n: &CallerReputationNumber| account_key(n, ctx);
     ctx.managed_counts.get(key(number), || {
         let mut counts = std::collections::HashMap::new();
         for other in ctx.all_numbers() {

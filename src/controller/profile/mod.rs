@@ -12,6 +12,7 @@ use super::{
     Error,
     context::{Context, is_paused},
     finalizer,
+    gate::{Admission, busy_delay},
     report::{Outcome, publish},
 };
 use crate::{
@@ -93,6 +94,19 @@ async fn apply(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Error
         return Ok(Action::requeue(ctx.resync()));
     }
 
+    let account_key = (
+        profile.namespace(),
+        profile
+            .spec
+            .credentials_secret_ref
+            .as_ref()
+            .map(|r| r.name.clone()),
+    );
+    let _admission = match ctx.gate.admit(&account_key) {
+        Admission::Busy => return Ok(Action::requeue(busy_delay())),
+        admission => admission,
+    };
+
     let account = match ctx
         .account(
             &profile.namespace().unwrap_or_default(),
@@ -120,6 +134,7 @@ async fn apply(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Error
             return Ok(Action::await_change());
         }
         Err(create::Blocked::Retry(error)) => {
+            ctx.gate.failed(&account_key);
             let message = super::error::chain(&error);
             draft
                 .finish_unsynced(ctx, Reason::PlivoUnavailable, &message)
@@ -132,6 +147,7 @@ async fn apply(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Error
         Ok(Some(outcome)) => outcome,
         Ok(None) => Outcome::ready(found.reason, found.message()),
         Err(error) => {
+            ctx.gate.failed(&account_key);
             let message = super::error::chain(&error);
             draft
                 .finish_unsynced(ctx, Reason::PlivoUnavailable, &message)
@@ -139,6 +155,7 @@ async fn apply(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Error
             return Err(error);
         }
     };
+    ctx.gate.succeeded(&account_key);
     draft.status.profile_uuid = Some(found.profile.profile_uuid.clone());
     draft.status.last_sync_time = Some(draft.now.clone());
     draft.finish(ctx, &outcome).await?;
