@@ -1,12 +1,362 @@
 //! Process wiring of `caller-reputation-operator run`.
+//!
+//! [`main`] validates the flags ([`config`]), starts logging ([`logging`]),
+//! builds the Kubernetes and Plivo clients, serves probes, metrics and Plivo
+//! callbacks on one port ([`http`], [`callback`]), and runs the controllers,
+//! under a Lease when leader election is on ([`leader`]). SIGTERM or SIGINT
+//! stops new work, lets in-flight reconciles finish within
+//! `--shutdown-timeout`, releases the Lease and exits 0.
+//!
+//! Exit codes: 0 after a requested shutdown, 1 when the operator fails while
+//! running, 2 for invalid configuration (one line on standard error naming
+//! the flag).
 
-use std::process::ExitCode;
+pub mod callback;
+pub mod config;
+pub mod http;
+pub mod label_selector;
+pub mod leader;
+pub mod logging;
+pub mod metrics;
+pub mod readiness;
+pub mod shutdown;
+pub mod term;
 
-/// Flags of `caller-reputation-operator run`.
-#[derive(clap::Args, Debug)]
-pub struct RunArgs {}
+use std::{error::Error as StdError, path::Path, process::ExitCode, sync::Arc, time::Duration};
 
-/// Runs the operator until SIGTERM.
-pub fn main(_args: RunArgs) -> ExitCode {
-    ExitCode::FAILURE
+use futures::future::BoxFuture;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+pub use self::config::RunArgs;
+use self::{
+    callback::CallbackState,
+    config::{Config, ConfigError, PlivoSettings},
+    leader::{Controllers, LeaderError},
+    metrics::Metrics,
+    readiness::Readiness,
+    shutdown::ShutdownSignal,
+    term::Launcher,
+};
+use crate::{
+    controller::{self, CallbackHub, ControllerMetrics},
+    plivo::{self, PlivoClient},
+};
+
+/// Exit code for configuration that cannot be used.
+const EXIT_INVALID_CONFIG: u8 = 2;
+
+/// How long the HTTP server may take to finish open requests at exit.
+const HTTP_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Failure that stopped the operator without a shutdown request.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("failed to load the Kubernetes configuration")]
+    KubeConfig(#[source] Box<dyn StdError + Send + Sync>),
+    #[error("failed to create the Kubernetes client")]
+    KubeClient(#[source] kube::Error),
+    #[error("failed to create the Plivo client")]
+    PlivoClient(#[source] Box<dyn StdError + Send + Sync>),
+    #[error("failed to listen on {address}")]
+    Listen {
+        address: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to install the SIGTERM/SIGINT handlers")]
+    Signals(#[source] std::io::Error),
+    #[error(transparent)]
+    Leader(#[from] LeaderError),
+}
+
+/// Runs the operator until SIGTERM or SIGINT.
+pub fn main(args: RunArgs) -> ExitCode {
+    let config = match args.validate() {
+        Ok(config) => config,
+        Err(error) => return invalid_config(&error),
+    };
+    let kubeconfig = match config
+        .kubeconfig
+        .as_deref()
+        .map(read_kubeconfig)
+        .transpose()
+    {
+        Ok(kubeconfig) => kubeconfig,
+        Err(error) => return invalid_config(&error),
+    };
+    if let Err(error) = logging::init(config.log_format, &config.log_filter) {
+        eprintln!("failed to start logging: {error}");
+        return ExitCode::FAILURE;
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(error = %error, "Failed to start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config, kubeconfig)) {
+        Ok(()) => {
+            tracing::info!("Operator stopped");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            tracing::error!(error = %error_chain(&error), "Operator failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn invalid_config(error: &ConfigError) -> ExitCode {
+    eprintln!("{error}");
+    ExitCode::from(EXIT_INVALID_CONFIG)
+}
+
+/// Reads `--kubeconfig` before anything starts, so a wrong path is a
+/// configuration error.
+fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, ConfigError> {
+    let shown = path.display().to_string();
+    // Opening first gives a plain I/O message for the common mistake, a
+    // wrong path, instead of kube's wrapped one.
+    if let Err(error) = std::fs::File::open(path) {
+        return Err(ConfigError {
+            flag: "kubeconfig",
+            reason: format!("cannot read {shown:?}: {error}"),
+        });
+    }
+    Kubeconfig::read_from(path).map_err(|error| ConfigError {
+        flag: "kubeconfig",
+        reason: format!("cannot use {shown:?}: {}", error_chain(&error)),
+    })
+}
+
+async fn run(config: Config, kubeconfig: Option<Kubeconfig>) -> Result<(), RunError> {
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        listen = %config.listen,
+        leader_election = config.leader_election.is_some(),
+        "Starting caller-reputation-operator"
+    );
+    plivo::install_crypto_provider();
+
+    let client = kube_client(kubeconfig).await?;
+    let metrics = Arc::new(Metrics::new());
+    let plivo = plivo_client(&config.plivo, &metrics)?;
+    let readiness = Arc::new(Readiness::default());
+    let hub = Arc::new(CallbackHub::default());
+
+    let listener = http::bind(config.listen)
+        .await
+        .map_err(|source| RunError::Listen {
+            address: config.listen,
+            source,
+        })?;
+    let address = listener.local_addr().unwrap_or(config.listen);
+    let (trigger, shutdown) = shutdown::channel();
+    let signals = tokio::spawn(shutdown::termination_signal());
+    let (server_stop, server) = serve_http(
+        listener,
+        CallbackState {
+            sink: hub.clone(),
+            public_base_url: config.settings.callback_base_url.clone(),
+            readiness: readiness.clone(),
+            metrics: metrics.clone(),
+        },
+    );
+    tracing::info!(address = %address, "Serving /healthz, /readyz, /metrics and callbacks");
+
+    let controllers = Controllers {
+        launcher: launcher(client.clone(), plivo, &config, &metrics, &readiness, &hub),
+        readiness,
+        metrics,
+        shutdown_timeout: config.shutdown_timeout,
+    };
+    let elect = elect(client, &config, &controllers, shutdown);
+    tokio::pin!(elect);
+    let outcome = tokio::select! {
+        outcome = &mut elect => outcome.map_err(RunError::from),
+        signal = signals => match signal {
+            Ok(Ok(name)) => {
+                tracing::info!(signal = name, "Shutting down");
+                trigger.trigger();
+                elect.await.map_err(RunError::from)
+            }
+            Ok(Err(error)) => Err(RunError::Signals(error)),
+            Err(join_error) => Err(RunError::Signals(std::io::Error::other(join_error))),
+        },
+    };
+
+    stop_http(server_stop, server).await;
+    outcome
+}
+
+/// Runs the controllers, under the Lease when leader election is on.
+async fn elect(
+    client: kube::Client,
+    config: &Config,
+    controllers: &Controllers,
+    shutdown: ShutdownSignal,
+) -> Result<(), LeaderError> {
+    match &config.leader_election {
+        Some(settings) => leader::run_elected(client, settings, controllers, shutdown).await,
+        None => leader::run_unelected(controllers, shutdown).await,
+    }
+}
+
+/// Builds the function that starts one term of the controllers.
+fn launcher(
+    client: kube::Client,
+    plivo: PlivoClient,
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    readiness: &Arc<Readiness>,
+    hub: &Arc<CallbackHub>,
+) -> Launcher {
+    let settings = config.settings.clone();
+    let metrics: Arc<dyn ControllerMetrics> = metrics.clone();
+    let readiness = readiness.clone();
+    let hub = hub.clone();
+
+    Arc::new(move |stop: BoxFuture<'static, ()>| {
+        // NOTE: controller::run does not report when its caches are synced,
+        // so the leader counts as ready once the controllers start.
+        readiness.set_ready(true);
+        Box::pin(controller::run(
+            client.clone(),
+            plivo.clone(),
+            settings.clone(),
+            metrics.clone(),
+            hub.clone(),
+            stop,
+        ))
+    })
+}
+
+fn serve_http(
+    listener: tokio::net::TcpListener,
+    callbacks: CallbackState,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let router = http::router(callbacks);
+    let server = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        if let Err(error) = http::serve(listener, router, stopped).await {
+            tracing::error!(error = %error, "HTTP server failed");
+        }
+    });
+    (stop, server)
+}
+
+async fn stop_http(stop: tokio::sync::oneshot::Sender<()>, server: tokio::task::JoinHandle<()>) {
+    let _ = stop.send(());
+    if tokio::time::timeout(HTTP_STOP_TIMEOUT, server)
+        .await
+        .is_err()
+    {
+        tracing::warn!("HTTP server did not stop in time");
+    }
+}
+
+async fn kube_client(kubeconfig: Option<Kubeconfig>) -> Result<kube::Client, RunError> {
+    let config = match kubeconfig {
+        Some(kubeconfig) => {
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .map_err(|error| RunError::KubeConfig(Box::new(error)))?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|error| RunError::KubeConfig(Box::new(error)))?,
+    };
+    kube::Client::try_from(config).map_err(RunError::KubeClient)
+}
+
+/// Builds the Plivo client with the metrics as request observer.
+fn plivo_client(settings: &PlivoSettings, metrics: &Arc<Metrics>) -> Result<PlivoClient, RunError> {
+    let config = plivo::ClientConfig {
+        base_url: settings.base_url.clone(),
+        requests_per_window: settings.requests_per_window,
+        window: settings.window,
+        timeout: settings.timeout,
+        ..plivo::ClientConfig::default()
+    };
+    let client =
+        PlivoClient::new(config).map_err(|error| RunError::PlivoClient(Box::new(error)))?;
+    Ok(client.with_observer(metrics.clone()))
+}
+
+/// Renders an error and its sources as one line. A cause whose text the
+/// line already contains is skipped, as some errors repeat their source.
+fn error_chain(error: &dyn StdError) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = cause.source();
+    }
+    line.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("failed to list numbers")]
+    struct Outer(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("failed to read: {0}")]
+    struct Repeating(#[source] std::io::Error);
+
+    #[test]
+    fn error_chain_joins_causes() {
+        let error = Outer(std::io::Error::other("connection refused"));
+
+        assert_eq!(
+            error_chain(&error),
+            "failed to list numbers: connection refused"
+        );
+    }
+
+    #[test]
+    fn error_chain_skips_repeated_cause() {
+        let error = Repeating(std::io::Error::other("connection refused"));
+
+        assert_eq!(error_chain(&error), "failed to read: connection refused");
+    }
+
+    #[test]
+    fn missing_kubeconfig_is_a_config_error() {
+        let directory = tempfile::tempdir().unwrap();
+        let error = read_kubeconfig(&directory.path().join("absent")).unwrap_err();
+
+        assert_eq!(error.flag, "kubeconfig");
+        assert!(error.reason.contains("No such file"), "{error}");
+    }
+
+    #[test]
+    fn malformed_kubeconfig_is_a_config_error() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("config");
+        std::fs::write(&path, "clusters: [unclosed").unwrap();
+
+        let error = read_kubeconfig(&path).unwrap_err();
+
+        assert_eq!(error.flag, "kubeconfig");
+        assert!(!error.to_string().contains('\n'), "{error}");
+    }
 }
