@@ -25,6 +25,7 @@ async fn benchmark_of_fifty_numbers_converges() {
         pending_recheck_min: None,
         log_level: "info".into(),
         converge_timeout: Duration::from_secs(40),
+        stall: Duration::from_secs(40),
         cold_start: true,
         binary: PathBuf::from(env!("CARGO_BIN_EXE_caller-reputation-operator")),
         log_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-smoke"),

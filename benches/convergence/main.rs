@@ -49,6 +49,11 @@ struct Args {
     #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
     converge_timeout: Duration,
 
+    /// Time without any number changing readiness after which a size is reported as not
+    /// converged, such as 3m; keep it above --pending-recheck-min.
+    #[arg(long, default_value = "3m", value_parser = humantime::parse_duration)]
+    stall: Duration,
+
     /// Skip the cold start (a second set of objects created before the operator starts).
     #[arg(long)]
     no_cold_start: bool,
@@ -91,6 +96,7 @@ async fn run(args: Args) -> ExitCode {
         pending_recheck_min: args.pending_recheck_min,
         log_level: args.operator_log_level,
         converge_timeout: args.converge_timeout,
+        stall: args.stall,
         cold_start: !args.no_cold_start,
         binary: PathBuf::from(env!("CARGO_BIN_EXE_caller-reputation-operator")),
         log_dir: args.log_dir,

@@ -13,6 +13,7 @@ pub mod workload;
 pub mod writes;
 
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -59,6 +60,8 @@ pub struct Options {
     pub log_level: String,
     /// How long convergence may take before the size is reported as not converged.
     pub converge_timeout: Duration,
+    /// How long no number may change readiness before the size is reported as not converged.
+    pub stall: Duration,
     /// Whether to measure the cold start (a second set of objects, created before the operator).
     pub cold_start: bool,
     /// The `caller-reputation-operator` binary.
@@ -95,12 +98,18 @@ impl KindWrites {
 }
 
 /// Apiserver writes in one phase, not counting the benchmark's own creates.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct PhaseWrites {
     pub profiles: KindWrites,
     pub numbers: KindWrites,
     /// Events created or updated (an Event series is one Event updated again).
     pub events: usize,
+    /// Status writes to numbers by the Ready reason they set.
+    pub number_status_reasons: BTreeMap<String, usize>,
+    /// Status writes to profiles by the Ready reason they set.
+    pub profile_status_reasons: BTreeMap<String, usize>,
+    /// Event writes by Event reason.
+    pub event_reasons: BTreeMap<String, usize>,
 }
 
 impl PhaseWrites {
@@ -147,8 +156,10 @@ pub struct SizeReport {
     pub created: Duration,
     /// From the first create to the last number `Ready=True` with reason `Active`.
     pub converged: Option<Duration>,
-    /// Numbers Ready when convergence was detected or the wait timed out.
+    /// Numbers Ready when convergence was detected or the wait ended.
     pub ready_numbers: usize,
+    /// From the first create to the last change of a number's readiness.
+    pub last_ready_change: Option<Duration>,
     pub plivo_converge: PlivoTally,
     pub writes_converge: PhaseWrites,
     pub steady_window: Duration,
@@ -225,14 +236,7 @@ pub async fn run_size(
         numbers,
         &format!("created in {created:.1?}; waiting for every number to be Ready"),
     );
-    let converged_at = wait_converged(
-        &watches,
-        &mut operator,
-        numbers,
-        started,
-        options.converge_timeout,
-    )
-    .await?;
+    let convergence = wait_converged(&watches, &mut operator, numbers, started, options).await?;
     let ready_numbers = watches.read(|tally| tally.ready_numbers());
     let converge_end = Instant::now();
     let requests = sandbox.requests();
@@ -279,7 +283,8 @@ pub async fn run_size(
         profiles: options.profiles,
         floor,
         created,
-        converged: converged_at.map(|at| at.duration_since(started)),
+        converged: convergence.converged.map(|at| at.duration_since(started)),
+        last_ready_change: convergence.last_change.map(|at| at.duration_since(started)),
         ready_numbers,
         plivo_converge,
         writes_converge,
@@ -353,27 +358,47 @@ async fn measure_floor(
     })
 }
 
-/// Waits until every number is Ready; returns when the last one became Ready, or `None` when
-/// `timeout` passed first.
+/// How waiting for convergence ended.
+struct Convergence {
+    /// When the last number became Ready; `None` when not every number did.
+    converged: Option<Instant>,
+    /// When the number of Ready numbers last changed.
+    last_change: Option<Instant>,
+}
+
+/// Waits until every number is Ready, until `timeout` has passed since `started`, or until no
+/// number has changed readiness for `stall`.
 async fn wait_converged(
     watches: &Watches,
     operator: &mut Operator,
     numbers: usize,
     started: Instant,
-    timeout: Duration,
-) -> Result<Option<Instant>, BenchError> {
+    options: &Options,
+) -> Result<Convergence, BenchError> {
     let mut last_progress = Instant::now();
     loop {
-        let (ready, at) = watches.read(|tally| (tally.ready_numbers(), tally.last_ready_change));
+        let (ready, last_change) =
+            watches.read(|tally| (tally.ready_numbers(), tally.last_ready_change));
         if ready >= numbers {
-            return Ok(at);
+            return Ok(Convergence {
+                converged: last_change,
+                last_change,
+            });
         }
-        if started.elapsed() > timeout {
+        let quiet_since = last_change.unwrap_or(started);
+        if started.elapsed() > options.converge_timeout || quiet_since.elapsed() > options.stall {
             progress(
                 numbers,
-                &format!("not converged after {timeout:?}: {ready} Ready"),
+                &format!(
+                    "not converged after {:.0?}: {ready} Ready, none changed for {:.0?}",
+                    started.elapsed(),
+                    quiet_since.elapsed()
+                ),
             );
-            return Ok(None);
+            return Ok(Convergence {
+                converged: None,
+                last_change,
+            });
         }
         if last_progress.elapsed() > Duration::from_secs(10) {
             progress(
@@ -398,6 +423,19 @@ fn phase_writes(watches: &Watches, from: Instant, to: Instant) -> PhaseWrites {
             profiles: kind(Kind::BusinessProfile),
             numbers: kind(Kind::CallerReputationNumber),
             events: tally.count(from, to, None, None),
+            number_status_reasons: tally.reasons(
+                from,
+                to,
+                Some(Kind::CallerReputationNumber),
+                Some(Change::Status),
+            ),
+            profile_status_reasons: tally.reasons(
+                from,
+                to,
+                Some(Kind::BusinessProfile),
+                Some(Change::Status),
+            ),
+            event_reasons: tally.reasons(from, to, None, None),
         }
     })
 }

@@ -1,7 +1,7 @@
 //! The printed report: one Markdown table with a column per size and the targets beside the
 //! figures, then a verdict on each target.
 
-use std::{fmt::Write as _, time::Duration};
+use std::{collections::BTreeMap, fmt::Write as _, time::Duration};
 
 use super::{
     SizeReport,
@@ -50,7 +50,11 @@ pub fn rows() -> Vec<Row> {
             "",
             |r| match r.converged {
                 Some(time) => seconds(time),
-                None => format!("not converged ({} Ready)", r.ready_numbers),
+                None => format!(
+                    "not converged: {} Ready, the last at {}",
+                    r.ready_numbers,
+                    r.last_ready_change.map_or("-".into(), seconds)
+                ),
             },
         ),
         row(
@@ -127,10 +131,23 @@ pub fn rows() -> Vec<Row> {
             },
         ),
         row(
+            "  Number status writes by the Ready reason they set",
+            "",
+            |r| reasons(&r.writes_converge.number_status_reasons),
+        ),
+        row(
+            "  BusinessProfile status writes by the Ready reason they set",
+            "",
+            |r| reasons(&r.writes_converge.profile_status_reasons),
+        ),
+        row(
             "Event writes until converged: total (per number)",
             "",
             |r| count_per(r.writes_converge.events, r.numbers),
         ),
+        row("  Event writes by reason", "", |r| {
+            reasons(&r.writes_converge.event_reasons)
+        }),
         row("Steady-state window (s)", "", |r| seconds(r.steady_window)),
         row("Steady state: Plivo writes", "0", |r| {
             r.plivo_steady.writes.to_string()
@@ -139,6 +156,22 @@ pub fn rows() -> Vec<Row> {
             "Steady state: apiserver writes to both kinds + Event writes",
             "0",
             |r| format!("{} + {}", r.writes_steady.objects(), r.writes_steady.events),
+        ),
+        row(
+            "  Steady-state writes by reason (status writes, then Events)",
+            "",
+            |r| {
+                let writes = &r.writes_steady;
+                let mut all = writes.number_status_reasons.clone();
+                for (reason, count) in writes
+                    .profile_status_reasons
+                    .iter()
+                    .chain(&writes.event_reasons)
+                {
+                    *all.entry(reason.clone()).or_default() += count;
+                }
+                reasons(&all)
+            },
         ),
         row(
             "Steady state: Plivo reads per number per hour, extrapolated from the window",
@@ -316,4 +349,19 @@ fn per(count: usize, of: usize) -> String {
 
 fn count_per(count: usize, of: usize) -> String {
     format!("{count} ({})", per(count, of))
+}
+
+/// `Reason count, …` in the order of the reasons; `none` when empty.
+fn reasons(counts: &BTreeMap<String, usize>) -> String {
+    if counts.is_empty() {
+        return "none".into();
+    }
+    counts
+        .iter()
+        .map(|(reason, count)| {
+            let reason = if reason.is_empty() { "(none)" } else { reason };
+            format!("{reason} {count}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -7,7 +7,7 @@
 //! those restarts, so a report can say when its write counts are a lower bound.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{Arc, Mutex},
     time::Instant,
 };
@@ -38,12 +38,15 @@ pub enum Change {
 }
 
 /// One observed write.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Write {
     pub at: Instant,
     /// `None` for an Event.
     pub kind: Option<Kind>,
     pub change: Change,
+    /// For an object, the reason of its `Ready` condition after the write; for an Event, its
+    /// reason. Empty when there is none.
+    pub reason: String,
 }
 
 struct Version {
@@ -87,6 +90,28 @@ impl Tally {
             .count()
     }
 
+    /// Writes of `change` observed in `[from, to)` to objects of `kind` (`None` for Events), by
+    /// reason.
+    pub fn reasons(
+        &self,
+        from: Instant,
+        to: Instant,
+        kind: Option<Kind>,
+        change: Option<Change>,
+    ) -> BTreeMap<String, usize> {
+        let mut reasons = BTreeMap::new();
+        for write in self
+            .writes
+            .iter()
+            .filter(|write| write.at >= from && write.at < to)
+            .filter(|write| write.kind == kind)
+            .filter(|write| change.is_none_or(|change| write.change == change))
+        {
+            *reasons.entry(write.reason.clone()).or_default() += 1;
+        }
+        reasons
+    }
+
     /// First write at or after `from`, of any kind.
     pub fn first_write_since(&self, from: Instant) -> Option<Instant> {
         self.writes
@@ -107,6 +132,7 @@ impl Tally {
         };
         let finalizers = serde_json::to_value(&object.metadata.finalizers).unwrap_or(Value::Null);
         let status = object.data.get("status").cloned().unwrap_or(Value::Null);
+        let reason = ready_reason(&status).to_owned();
         if kind == Kind::CallerReputationNumber {
             self.track_ready(&name, &status);
         }
@@ -132,6 +158,7 @@ impl Tally {
                 at: Instant::now(),
                 kind: Some(kind),
                 change,
+                reason,
             });
         }
     }
@@ -153,18 +180,14 @@ impl Tally {
                 at: Instant::now(),
                 kind: None,
                 change,
+                reason: event.reason.clone().unwrap_or_default(),
             });
         }
     }
 
     fn track_ready(&mut self, name: &str, status: &Value) {
-        let active = status["conditions"].as_array().is_some_and(|conditions| {
-            conditions.iter().any(|condition| {
-                condition["type"] == "Ready"
-                    && condition["status"] == "True"
-                    && condition["reason"] == "Active"
-            })
-        });
+        let active = ready_condition(status)
+            .is_some_and(|ready| ready["status"] == "True" && ready["reason"] == "Active");
         let changed = if active {
             self.ready.insert(name.to_owned())
         } else {
@@ -266,4 +289,17 @@ async fn watch<K>(
             Err(error) => eprintln!("benchmark watch failed, retrying: {error}"),
         }
     }
+}
+
+fn ready_condition(status: &Value) -> Option<&Value> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|condition| condition["type"] == "Ready")
+}
+
+fn ready_reason(status: &Value) -> &str {
+    ready_condition(status)
+        .and_then(|ready| ready["reason"].as_str())
+        .unwrap_or_default()
 }
