@@ -69,7 +69,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if args.sizes.iter().any(|size| *size == 0) || args.profiles == 0 {
+    if args.sizes.contains(&0) || args.profiles == 0 {
         eprintln!("--sizes and --profiles must be positive");
         return ExitCode::from(2);
     }

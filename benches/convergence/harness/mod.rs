@@ -1,7 +1,8 @@
-//! The convergence benchmark: for one size, creates BusinessProfiles and CallerReputationNumbers
-//! in a fresh namespace of a real apiserver, runs `caller-reputation-operator run` against an
-//! in-process Plivo sandbox, and measures time to Ready, Plivo requests, apiserver writes, the
-//! steady state, memory, CPU and the cold start, next to the floor computed in the same run.
+//! The convergence benchmark. For one size it creates BusinessProfiles and
+//! CallerReputationNumbers in a fresh namespace of a real apiserver and runs
+//! `caller-reputation-operator run` against an in-process Plivo sandbox. It measures the time to
+//! Ready, Plivo requests, apiserver writes, the steady state, memory, CPU and the cold start,
+//! next to the floor computed in the same run.
 //!
 //! The benchmark target (`benches/convergence/main.rs`) and the smoke test
 //! (`tests/bench_smoke.rs`) both include this module, so the smoke test runs exactly this code.

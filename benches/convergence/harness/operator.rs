@@ -138,7 +138,7 @@ impl Operator {
         })
     }
 
-    /// Waits until `/readyz` answers 200 and returns the time since the process started.
+    /// Waits until `/readyz` returns 200 and returns the time since the process started.
     pub async fn wait_ready(&mut self) -> Result<Duration, OperatorError> {
         let deadline = Instant::now() + READY_TIMEOUT;
         while Instant::now() < deadline {

@@ -36,7 +36,7 @@ fn row(label: &str, target: &'static str, value: impl Fn(&SizeReport) -> String 
     }
 }
 
-/// Every row of the table, in order.
+/// Lists every row of the table, in order.
 pub fn rows() -> Vec<Row> {
     let mut rows = vec![
         row("Numbers / BusinessProfiles", "", |r| {
@@ -253,7 +253,7 @@ pub fn render(reports: &[SizeReport]) -> String {
     text
 }
 
-/// One line per target: met, not met, or not run, with the figure it was judged on.
+/// Judges each target: met, not met, or not run, with the figure it was judged on.
 pub fn verdicts(reports: &[SizeReport]) -> Vec<String> {
     let at = |size: usize| reports.iter().find(|report| report.numbers == size);
     let mut lines = Vec::new();

@@ -1,9 +1,9 @@
 //! Counts apiserver writes by watching: every new `resourceVersion` of a BusinessProfile,
-//! CallerReputationNumber or Event in the benchmark namespace is one write. The watch also tells
+//! CallerReputationNumber or Event in the benchmark namespace is one write. The watch also shows
 //! when each number became `Ready=True` with reason `Active`.
 //!
-//! A watch sees every version unless it falls so far behind that the apiserver answers 410 Gone
-//! and the watcher lists again; the versions in between are then lost. [`Tally::relists`] counts
+//! A watch sees every version unless it falls so far behind that the apiserver returns 410 Gone
+//! and the watcher lists again. The versions in between are then lost. [`Tally::relists`] counts
 //! those restarts, so a report can say when its write counts are a lower bound.
 
 use std::{
@@ -24,7 +24,7 @@ use tokio::{sync::oneshot, task::JoinHandle};
 
 use super::workload::Kind;
 
-/// What one write changed, judged by comparing the new version with the one before it.
+/// The part of an object one write changed, judged by comparing the new version with the one before it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Change {
     /// The first version: a create.
