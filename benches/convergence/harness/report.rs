@@ -208,7 +208,7 @@ pub fn rows() -> Vec<Row> {
                 })
             },
         ),
-        row("Cold start: /readyz answers 200 (s)", "", |r| {
+        row("Cold start: /readyz returns 200 (s)", "", |r| {
             r.cold_start.map_or("not run".into(), |cold| {
                 cold.ready.map_or("never".into(), seconds)
             })
