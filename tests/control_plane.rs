@@ -12,7 +12,11 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::authentication::v1::{
     TokenRequest, TokenRequestSpec, TokenReview, TokenReviewSpec,
 };
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::watcher::{self, Event};
@@ -129,6 +133,97 @@ async fn service_account_token_authenticates() {
 }
 
 #[tokio::test]
+async fn rbac_allows_only_bound_permissions() {
+    let namespace = support::namespace("smoke-rbac").await;
+    let client = namespace.client.clone();
+    let user = format!("system:serviceaccount:{}:reader", namespace.name);
+    assert!(
+        !may_list_secrets(&client, &user, &namespace.name).await,
+        "allowed before any binding"
+    );
+
+    let role = Role {
+        metadata: ObjectMeta {
+            name: Some("secret-reader".into()),
+            ..ObjectMeta::default()
+        },
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["secrets".into()]),
+            verbs: vec!["list".into()],
+            ..PolicyRule::default()
+        }]),
+    };
+    Api::<Role>::namespaced(client.clone(), &namespace.name)
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("creating the Role");
+    let binding = RoleBinding {
+        metadata: ObjectMeta {
+            name: Some("secret-reader".into()),
+            ..ObjectMeta::default()
+        },
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "Role".into(),
+            name: "secret-reader".into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: "reader".into(),
+            namespace: Some(namespace.name.clone()),
+            ..Subject::default()
+        }]),
+    };
+    Api::<RoleBinding>::namespaced(client.clone(), &namespace.name)
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("creating the RoleBinding");
+
+    // The RBAC authorizer reads roles from an informer cache, so a new binding takes effect
+    // shortly after it is stored.
+    support::eventually(
+        "the RoleBinding to allow listing Secrets",
+        TIMEOUT,
+        || async {
+            may_list_secrets(&client, &user, &namespace.name)
+                .await
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        !may_list_secrets(&client, &user, "default").await,
+        "the RoleBinding allowed listing Secrets outside its namespace"
+    );
+}
+
+/// Asks the authorizer whether `user` may list Secrets in `namespace`.
+async fn may_list_secrets(client: &kube::Client, user: &str, namespace: &str) -> bool {
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(user.to_string()),
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(namespace.to_string()),
+                resource: Some("secrets".into()),
+                verb: Some("list".into()),
+                ..ResourceAttributes::default()
+            }),
+            ..SubjectAccessReviewSpec::default()
+        },
+        ..SubjectAccessReview::default()
+    };
+    let reviewed = Api::<SubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .expect("creating a SubjectAccessReview");
+    reviewed
+        .status
+        .expect("SubjectAccessReview has a status")
+        .allowed
+}
+
+#[tokio::test]
 async fn custom_object_lifecycle_is_watched() {
     let namespace = support::namespace("smoke-crd").await;
     let client = namespace.client.clone();
@@ -182,11 +277,11 @@ async fn custom_object_lifecycle_is_watched() {
         gadget.metadata.deletion_timestamp.is_some()
     })
     .await;
-    let held = gadgets
+    let deleting = gadgets
         .get("first")
         .await
         .expect("the finalizer keeps the Gadget");
-    assert_eq!(held.finalizers(), [FINALIZER.to_string()]);
+    assert_eq!(deleting.finalizers(), [FINALIZER.to_string()]);
 
     let no_finalizers = json!({ "metadata": { "finalizers": null } });
     gadgets
@@ -198,14 +293,36 @@ async fn custom_object_lifecycle_is_watched() {
         .await
         .expect("removing the finalizer");
     next_deleted(&mut events, "the Gadget's deletion", "first").await;
-    let gone = gadgets
+    let remaining = gadgets
         .get_opt("first")
         .await
         .expect("reading the deleted Gadget");
     assert!(
-        gone.is_none(),
+        remaining.is_none(),
         "the Gadget still exists after its finalizer was removed"
     );
+}
+
+#[tokio::test]
+async fn repository_crds_become_established() {
+    let client = support::client().await;
+    support::install_crds(&client).await;
+
+    let crds = Api::<CustomResourceDefinition>::all(client);
+    for name in support::crd_names() {
+        let crd = crds.get(&name).await.expect("reading an installed CRD");
+        let conditions = crd
+            .status
+            .and_then(|status| status.conditions)
+            .unwrap_or_default();
+        let established = conditions
+            .iter()
+            .any(|condition| condition.type_ == "Established" && condition.status == "True");
+        assert!(
+            established,
+            "CRD {name} is not Established after install_crds"
+        );
+    }
 }
 
 async fn install_gadget_crd(client: &kube::Client) {
@@ -343,7 +460,8 @@ async fn read_probe_dir(probe: &mut tokio::process::Child) -> PathBuf {
         }
         panic!("the probe exited without reporting its control plane directory");
     };
-    // Starting a control plane takes seconds; the first build is done by `make test` beforehand.
+    // Starting a control plane takes seconds once `hack/control-plane.sh build` has run, as
+    // `make test` does first. A cold build inside the probe would take minutes and fail here.
     tokio::time::timeout(Duration::from_secs(120), read)
         .await
         .expect("the probe did not report its control plane directory within 120s")
@@ -354,8 +472,8 @@ async fn assert_control_plane_cleaned_up(dir: &Path) {
         "the probe's control plane to stop and its directory to go",
         TIMEOUT,
         || async {
-            let gone = processes_mentioning(dir).is_empty() && !dir.exists();
-            gone.then_some(())
+            let cleaned_up = processes_mentioning(dir).is_empty() && !dir.exists();
+            cleaned_up.then_some(())
         },
     )
     .await;

@@ -175,6 +175,10 @@ fn examples_parse_as_typed_objects() {
     let mut numbers = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
+        // Subfolders (examples/argocd) hold tool-specific manifests, tested on their own.
+        if path.extension().is_none_or(|extension| extension != "yaml") {
+            continue;
+        }
         let text = std::fs::read_to_string(&path).unwrap();
         let document: Value = serde_saphyr::from_str(&text)
             .unwrap_or_else(|error| panic!("{} is not YAML: {error}", path.display()));

@@ -29,6 +29,7 @@ const FLAGS: &[&str] = &[
     "--default-credentials-secret",
     "--plivo-requests-per-window",
     "--plivo-timeout",
+    "--plivo-ca-file",
     "--resync-period",
     "--pending-recheck-min",
     "--pending-recheck-max",
@@ -106,19 +107,25 @@ fn invalid_flag_exits_with_one_line() {
 
 #[test]
 fn invalid_environment_variable_names_flag() {
-    let output = run_command()
-        .env("CRO_CONCURRENCY", "0")
-        .output()
-        .expect("binary starts");
+    let cases = [
+        ("CRO_CONCURRENCY", "0", "--concurrency"),
+        ("CRO_LEADER_ELECTION", "maybe", "--leader-election"),
+    ];
+    for (variable, value, flag) in cases {
+        let output = run_command()
+            .env(variable, value)
+            .output()
+            .expect("binary starts");
 
-    assert_eq!(output.status.code(), Some(2));
-    let lines = stderr_lines(&output);
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    assert!(
-        lines[0].starts_with("invalid value for --concurrency: "),
-        "{}",
-        lines[0]
-    );
+        assert_eq!(output.status.code(), Some(2), "{variable}");
+        let lines = stderr_lines(&output);
+        assert_eq!(lines.len(), 1, "{variable}: {lines:?}");
+        assert!(
+            lines[0].starts_with(&format!("invalid value for {flag}: ")),
+            "{variable}: {}",
+            lines[0]
+        );
+    }
 }
 
 #[test]
@@ -280,18 +287,21 @@ fn wait_until_ready(address: SocketAddr, timeout: Duration) {
     }
 }
 
-#[test]
-fn serves_probes_and_metrics() {
-    let directory = tempfile::tempdir().unwrap();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_probes_and_metrics() {
+    let cluster = support::cluster().await;
+    support::install_crds(&cluster.client()).await;
+    let namespace = support::namespace("probes").await;
     let operator = Operator::start(
-        &write_loopback_kubeconfig(directory.path()),
+        &cluster.kubeconfig,
         "127.0.0.1:0",
-        &[],
+        &["--namespaces", &namespace.name],
     );
     let address = operator.http_address();
-    // Callbacks are served by the leader only; without election the process
-    // leads as soon as its controllers start, which /readyz reports.
-    wait_until_ready(address, Duration::from_secs(20));
+    // Without election the process leads; /readyz turns 200 once its caches are synced.
+    tokio::task::spawn_blocking(move || wait_until_ready(address, Duration::from_secs(30)))
+        .await
+        .unwrap();
 
     let (health, _) = http_get(address, "/healthz").expect("healthz responds");
     let (metrics_status, metrics) = http_get(address, "/metrics").expect("metrics respond");
@@ -308,12 +318,36 @@ fn serves_probes_and_metrics() {
 }
 
 #[test]
+fn unreachable_apiserver_is_not_ready() {
+    let directory = tempfile::tempdir().unwrap();
+    let operator = Operator::start(
+        &write_loopback_kubeconfig(directory.path()),
+        "127.0.0.1:0",
+        &["--shutdown-timeout", "2s"],
+    );
+    let address = operator.http_address();
+    // The controllers start but can never list anything, so the caches never sync.
+    operator.wait_for_log("Controllers started", Duration::from_secs(20));
+
+    assert_eq!(
+        http_get(address, "/healthz").expect("healthz responds").0,
+        200
+    );
+    assert_eq!(
+        http_get(address, "/readyz").expect("readyz responds").0,
+        503
+    );
+}
+
+#[test]
 fn sigterm_stops_with_exit_zero() {
     let directory = tempfile::tempdir().unwrap();
+    // The controllers cannot reach the loopback API server; a short
+    // timeout bounds how long the drain may wait for them.
     let mut operator = Operator::start(
         &write_loopback_kubeconfig(directory.path()),
         "127.0.0.1:0",
-        &[],
+        &["--shutdown-timeout", "5s"],
     );
     let address = operator.http_address();
     assert_eq!(
@@ -391,7 +425,7 @@ fn start_candidate_with_lease(
             "--lease-duration",
             &lease_duration,
             "--shutdown-timeout",
-            "5s",
+            "2s",
         ],
     )
 }
@@ -525,7 +559,7 @@ async fn standby_takes_over_after_leader_is_killed() {
         .expect("SIGKILL is sent");
     let killed_at = Instant::now();
     // The dead holder's Lease stays valid for at most one duration after its
-    // last renewal; the standby then waits up to 1 s of jitter before taking it.
+    // last renewal. The standby then waits up to 1 s of jitter before taking it.
     let takeover_deadline = Duration::from_secs(TEST_LEASE_SECONDS + 4);
     support::eventually(
         "the standby to hold the Lease",

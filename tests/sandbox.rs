@@ -1452,3 +1452,23 @@ fn numbers_file_accepts_yaml() {
     child.wait().unwrap();
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn admin_profile_keeps_chosen_uuid() {
+    let sandbox = start(config()).await;
+    let api = Api::new(&sandbox);
+    let uuid = "00000000-0000-4000-8000-000000000001";
+    let mut fields = profile_body("outside", "987654321");
+    fields.as_object_mut().unwrap().remove("profile_uuid");
+    api.admin(
+        reqwest::Method::POST,
+        "_sandbox/profiles",
+        Some(json!({"account": ACCOUNT, "profile_uuid": uuid, "fields": fields})),
+    )
+    .await;
+    let (status, body) = api.get(&format!("Profile/{uuid}/")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["profile"]["profile_uuid"], uuid);
+    assert_eq!(body["profile"]["ein"], "987654321");
+    sandbox.shutdown().await;
+}

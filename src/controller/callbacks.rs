@@ -15,6 +15,22 @@ use tokio::sync::broadcast;
 use super::{CallbackSink, CallbackTarget, Context, credentials, number};
 use crate::api::CallerReputationNumber;
 
+/// Path of the operator's callback endpoint, appended to `--callback-base-url`.
+pub const CALLBACK_PATH: &str = "/callbacks/caller-reputation";
+
+/// Returns the URL to register at Plivo as `caller_reputation_callback_url`.
+///
+/// A path in `base` is kept (`https://host/operator` gives
+/// `https://host/operator/callbacks/caller-reputation`), for proxies that
+/// route by prefix. The callback endpoint verifies signatures against exactly
+/// this text.
+pub fn public_callback_url(base: &url::Url) -> url::Url {
+    let mut url = base.clone();
+    let path = format!("{}{CALLBACK_PATH}", base.path().trim_end_matches('/'));
+    url.set_path(&path);
+    url
+}
+
 /// Routes callbacks to reconciles; created before the controllers so the
 /// HTTP server can hold it from the start.
 pub struct CallbackHub {
@@ -22,6 +38,8 @@ pub struct CallbackHub {
     /// Numbers whose next reconcile must read Plivo even if a check is not due.
     forced: Mutex<HashSet<(String, String)>>,
     context: OnceLock<Arc<Context>>,
+    /// Whether the running controllers have filled their caches.
+    synced: tokio::sync::watch::Sender<bool>,
 }
 
 impl Default for CallbackHub {
@@ -31,6 +49,7 @@ impl Default for CallbackHub {
             sender,
             forced: Mutex::default(),
             context: OnceLock::new(),
+            synced: tokio::sync::watch::Sender::new(false),
         }
     }
 }
@@ -38,6 +57,16 @@ impl Default for CallbackHub {
 impl CallbackHub {
     pub(super) fn attach(&self, context: Arc<Context>) {
         let _ = self.context.set(context);
+    }
+
+    pub(super) fn set_synced(&self, synced: bool) {
+        self.synced.send_replace(synced);
+    }
+
+    /// Waits until the running controllers have listed every watched resource once.
+    pub async fn wait_synced(&self) {
+        let mut receiver = self.synced.subscribe();
+        let _ = receiver.wait_for(|synced| *synced).await;
     }
 
     /// Returns whether a callback asked for a fresh read of `namespace/name`, and clears the request.

@@ -18,6 +18,13 @@ use crate::{
     plivo::{Account, PlivoClient},
 };
 
+/// The caches of every watched namespace scope, and who publishes Events.
+pub struct Caches {
+    pub profiles: Vec<Store<BusinessProfile>>,
+    pub numbers: Vec<Store<CallerReputationNumber>>,
+    pub reporter: kube::runtime::events::Reporter,
+}
+
 /// Everything a reconcile needs besides the object itself.
 pub struct Context {
     pub client: Client,
@@ -31,6 +38,10 @@ pub struct Context {
     pub numbers: Vec<Store<CallerReputationNumber>>,
     /// Callback routing; numbers a callback asked about skip the check schedule once.
     pub callbacks: Arc<super::CallbackHub>,
+    /// Plivo number reads, batched into listings where that is cheaper.
+    pub reads: super::reads::NumberReads,
+    /// Managed numbers per namespace and credentials Secret.
+    pub managed_counts: CountCache,
     /// Consecutive failures per object, for the error backoff.
     failures: Mutex<HashMap<(String, String, String), u32>>,
 }
@@ -41,35 +52,36 @@ impl Context {
         plivo: PlivoClient,
         settings: Settings,
         metrics: Arc<dyn ControllerMetrics>,
-        recorder: Recorder,
-        profiles: Vec<Store<BusinessProfile>>,
-        numbers: Vec<Store<CallerReputationNumber>>,
+        caches: Caches,
         callbacks: Arc<super::CallbackHub>,
     ) -> Self {
+        let recorder = Recorder::new(client.clone(), caches.reporter);
         Self {
             client,
             plivo,
             settings,
             metrics,
             recorder,
-            profiles,
-            numbers,
+            profiles: caches.profiles,
+            numbers: caches.numbers,
             callbacks,
+            reads: Default::default(),
+            managed_counts: CountCache::default(),
             failures: Mutex::default(),
         }
     }
 
-    /// Every cached BusinessProfile.
+    /// Returns every cached BusinessProfile.
     pub fn all_profiles(&self) -> Vec<Arc<BusinessProfile>> {
         self.profiles.iter().flat_map(Store::state).collect()
     }
 
-    /// Every cached CallerReputationNumber.
+    /// Returns every cached CallerReputationNumber.
     pub fn all_numbers(&self) -> Vec<Arc<CallerReputationNumber>> {
         self.numbers.iter().flat_map(Store::state).collect()
     }
 
-    /// The cached BusinessProfile `namespace/name`.
+    /// Returns the cached BusinessProfile `namespace/name`.
     pub fn profile(&self, namespace: &str, name: &str) -> Option<Arc<BusinessProfile>> {
         self.all_profiles()
             .into_iter()
@@ -109,7 +121,7 @@ impl Context {
         failures.remove(&key(object));
     }
 
-    /// The controller's clock, read once per reconcile.
+    /// Reads the controller's clock, once per reconcile.
     pub fn now(&self) -> Time {
         Time(jiff::Timestamp::now())
     }
@@ -136,10 +148,42 @@ fn key<K: Resource<DynamicType = ()>>(object: &K) -> (String, String, String) {
     )
 }
 
-/// Whether the `callerreputation.io/paused` annotation stops all Plivo calls for `object`.
+/// Returns whether the `callerreputation.io/paused` annotation stops all Plivo calls for `object`.
 pub fn is_paused<K: Resource>(object: &K) -> bool {
     object
         .annotations()
         .get(PAUSED_ANNOTATION)
         .is_some_and(|value| value.eq_ignore_ascii_case("true"))
+}
+
+/// Number counts by credentials, recomputed at most every few seconds because a
+/// count over the whole cache costs time proportional to the number of resources.
+#[derive(Default)]
+pub struct CountCache {
+    counts: Mutex<Option<(std::time::Instant, CountsByCredentials)>>,
+}
+
+type CountsByCredentials = HashMap<(Option<String>, Option<String>), usize>;
+
+impl CountCache {
+    const MAX_AGE: Duration = Duration::from_secs(5);
+
+    /// Returns the count for `key`, recomputing all counts with `count` when they are stale.
+    pub fn get(
+        &self,
+        key: (Option<String>, Option<String>),
+        count: impl FnOnce() -> CountsByCredentials,
+    ) -> usize {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let stale = counts
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() > Self::MAX_AGE);
+        if stale {
+            *counts = Some((std::time::Instant::now(), count()));
+        }
+        counts
+            .as_ref()
+            .and_then(|(_, counts)| counts.get(&key).copied())
+            .unwrap_or(0)
+    }
 }

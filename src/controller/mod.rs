@@ -7,11 +7,13 @@
 mod callbacks;
 mod context;
 mod credentials;
+mod draft;
 mod error;
 mod finalizer;
 mod number;
 mod patch;
 mod profile;
+mod reads;
 mod report;
 mod secrets;
 mod wiring;
@@ -22,7 +24,10 @@ use futures::future::BoxFuture;
 use secrecy::SecretString;
 
 pub use self::{
-    callbacks::CallbackHub, context::Context, error::Error, number::CALLBACK_PATH, wiring::run,
+    callbacks::{CALLBACK_PATH, CallbackHub, public_callback_url},
+    context::Context,
+    error::Error,
+    wiring::run,
 };
 
 /// Which namespaces the controllers watch.

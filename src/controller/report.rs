@@ -13,7 +13,7 @@ use crate::api::conditions::{ConditionType, Reason, remove_condition, set_condit
 /// Kubernetes caps an Event note at 1 KiB.
 const EVENT_NOTE_LIMIT: usize = 1024;
 
-/// What one reconcile concluded about a resource.
+/// The conclusion of one reconcile about a resource.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
     /// Whether the desired state is fully in effect at Plivo.
@@ -27,7 +27,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// The desired state is in effect.
+    /// Builds the outcome of a desired state that is in effect.
     pub fn ready(reason: Reason, message: impl Into<String>) -> Self {
         Self {
             ready: true,
@@ -38,8 +38,8 @@ impl Outcome {
         }
     }
 
-    /// The spec is applied at Plivo, whose answer is not (yet) the desired state:
-    /// carriers vetting, rejecting, or calling the number ineligible.
+    /// Builds the outcome of a spec applied at Plivo whose result is not (yet) the
+    /// desired state: carriers vetting, rejecting, or calling the number ineligible.
     pub fn applied(reason: Reason, message: impl Into<String>) -> Self {
         Self {
             ready: false,
@@ -50,7 +50,8 @@ impl Outcome {
         }
     }
 
-    /// The spec could not be applied; `reason` says whether it waits for the user.
+    /// Builds the outcome of a spec that could not be applied. The reason decides
+    /// whether the resource waits for the user.
     pub fn blocked(reason: Reason, message: impl Into<String>) -> Self {
         Self {
             ready: false,
@@ -62,7 +63,11 @@ impl Outcome {
     }
 
     fn event_type(&self) -> EventType {
-        if self.stalled || !self.synced {
+        let waits_for_other_resource = matches!(
+            self.reason,
+            Reason::ProfileNotReady | Reason::ProfileNotFound
+        );
+        if self.stalled || !self.synced && !waits_for_other_resource {
             EventType::Warning
         } else {
             EventType::Normal
@@ -130,7 +135,7 @@ pub fn apply_outcome(
     changed
 }
 
-/// Sets only `Synced=False`, leaving Ready as it was; for failures that say
+/// Sets only `Synced=False` and leaves Ready as it was, for failures that tell
 /// nothing about the state at Plivo (a timeout, a paused resource).
 pub fn apply_sync_failure(
     conditions: &mut Vec<Condition>,
@@ -237,7 +242,7 @@ mod tests {
         Time(jiff::Timestamp::from_second(1_700_000_000).unwrap())
     }
 
-    fn find<'a>(conditions: &'a [Condition], type_: ConditionType) -> Option<&'a Condition> {
+    fn find(conditions: &[Condition], type_: ConditionType) -> Option<&Condition> {
         conditions.iter().find(|c| c.type_ == type_.as_str())
     }
 

@@ -19,15 +19,15 @@ use kube::{
     runtime::{
         Controller, WatchStreamExt,
         controller::Action,
-        events::{Recorder, Reporter},
+        events::Reporter,
         reflector::{self, ObjectRef},
         watcher,
     },
 };
 
 use super::{
-    CallbackHub, Context, ControllerMetrics, Error, Settings, WatchNamespaces, credentials, number,
-    profile, secrets,
+    CallbackHub, Context, ControllerMetrics, Error, Settings, WatchNamespaces, context::Caches,
+    credentials, number, profile, secrets,
 };
 use crate::{
     api::{
@@ -65,7 +65,7 @@ pub async fn run(
         let (reader, writer) = reflector::store();
         let stream = reflector::reflector(
             writer,
-            watcher(api::<BusinessProfile>(&client, scope), config.clone()),
+            watcher(api::<BusinessProfile>(&client, scope), config.clone()).modify(slim),
         )
         .default_backoff()
         .applied_objects()
@@ -77,7 +77,8 @@ pub async fn run(
             watcher(
                 api::<CallerReputationNumber>(&client, scope),
                 config.clone(),
-            ),
+            )
+            .modify(slim),
         )
         .default_backoff()
         .applied_objects()
@@ -89,20 +90,23 @@ pub async fn run(
         controller: REPORTER.into(),
         instance: std::env::var("POD_NAME").ok(),
     };
+    let caches = Caches {
+        profiles: profile_caches
+            .iter()
+            .map(|(reader, _)| reader.clone())
+            .collect(),
+        numbers: number_caches
+            .iter()
+            .map(|(reader, _)| reader.clone())
+            .collect(),
+        reporter,
+    };
     let ctx = Arc::new(Context::new(
         client.clone(),
         plivo,
         settings.clone(),
         metrics.clone(),
-        Recorder::new(client.clone(), reporter),
-        profile_caches
-            .iter()
-            .map(|(reader, _)| reader.clone())
-            .collect(),
-        number_caches
-            .iter()
-            .map(|(reader, _)| reader.clone())
-            .collect(),
+        caches,
         callbacks.clone(),
     ));
     callbacks.attach(ctx.clone());
@@ -138,7 +142,7 @@ pub async fn run(
             )
             .graceful_shutdown_on(shutdown.clone())
             .run(profile::reconcile, error_policy, ctx.clone())
-            .for_each(|_| futures::future::ready(()));
+            .for_each(log_stream_error);
         runs.push(profiles.boxed());
 
         let numbers = Controller::for_stream(number_stream, number_reader)
@@ -168,7 +172,7 @@ pub async fn run(
             .reconcile_on(callbacks.subscribe())
             .graceful_shutdown_on(shutdown.clone())
             .run(number::reconcile, error_policy, ctx.clone())
-            .for_each(|_| futures::future::ready(()));
+            .for_each(log_stream_error);
         runs.push(numbers.boxed());
 
         let secret_config =
@@ -189,10 +193,12 @@ pub async fn run(
             )
             .graceful_shutdown_on(shutdown.clone())
             .run(secrets::reconcile, secrets::error_policy, ctx.clone())
-            .for_each(|_| futures::future::ready(()));
+            .for_each(log_stream_error);
         runs.push(releases.boxed());
     }
     runs.push(report_status_counts(ctx.clone(), shutdown.clone()).boxed());
+    callbacks.set_synced(false);
+    runs.push(mark_synced(ctx.clone(), callbacks.clone(), shutdown.clone()).boxed());
 
     tracing::info!(scopes = scopes.len(), "Controllers started");
     join_all(runs).await;
@@ -209,13 +215,22 @@ where
     }
 }
 
+/// Drops what the controllers never read before an object enters a cache:
+/// managed fields are often the largest part of an object.
+fn slim<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+    if let Some(annotations) = object.meta_mut().annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
 fn hash_of(value: impl Hash) -> u64 {
     let mut hasher = DefaultHasher::new();
     value.hash(&mut hasher);
     hasher.finish()
 }
 
-/// What makes a resource's own change worth a reconcile: its spec
+/// Hashes what makes a resource's own change worth a reconcile: its spec
 /// (generation), annotations, finalizers and deletion. The operator's own
 /// status writes change none of these, so they trigger nothing.
 fn own_trigger<K: Resource>(object: &K) -> Option<u64> {
@@ -228,7 +243,7 @@ fn own_trigger<K: Resource>(object: &K) -> Option<u64> {
     )))
 }
 
-/// What a number cares about in its profile: spec, readiness, UUID and deletion.
+/// Hashes what a number depends on in its profile: spec, readiness, UUID and deletion.
 fn profile_trigger(profile: &BusinessProfile) -> Option<u64> {
     let status = profile.status.as_ref();
     let ready = status
@@ -267,7 +282,7 @@ fn numbers_using_profile(
         .collect()
 }
 
-/// Whether a resource waits for credentials, so a change to the default Secret concerns it.
+/// Returns whether a resource waits for credentials, so that a change to the default Secret concerns it.
 fn waits_for_credentials(
     conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
 ) -> bool {
@@ -378,4 +393,46 @@ async fn report_status_counts(ctx: Arc<Context>, shutdown: impl Future<Output = 
         () = counting => {}
         () = shutdown => {}
     }
+}
+
+/// Tells the callback hub once every cache has been filled by its first listing.
+async fn mark_synced(
+    ctx: Arc<Context>,
+    callbacks: Arc<CallbackHub>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let synced = async {
+        for store in &ctx.profiles {
+            let _ = store.wait_until_ready().await;
+        }
+        for store in &ctx.numbers {
+            let _ = store.wait_until_ready().await;
+        }
+        callbacks.set_synced(true);
+        tracing::info!("Caches synced");
+    };
+    tokio::select! {
+        () = synced => {}
+        () = shutdown => {}
+    }
+}
+
+/// Logs what the controller stream reports besides reconcile failures, which
+/// the error policy logs: mostly watch errors, such as a CRD that is not
+/// installed or a missing RBAC permission.
+fn log_stream_error<T, E, Q>(
+    result: Result<T, kube::runtime::controller::Error<E, Q>>,
+) -> futures::future::Ready<()>
+where
+    E: std::error::Error + 'static,
+    Q: std::error::Error + 'static,
+{
+    use kube::runtime::controller::Error as StreamError;
+    match result {
+        Ok(_) | Err(StreamError::ReconcilerFailed(..) | StreamError::ObjectNotFound(_)) => {}
+        Err(error) => {
+            tracing::warn!(error = %super::error::chain(&error), "Watch failed; retrying")
+        }
+    }
+    futures::future::ready(())
 }

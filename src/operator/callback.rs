@@ -10,14 +10,19 @@
 //! `X-Plivo-Signature-Ma-V3` are checked first; the V2 headers only when no V3
 //! header is present. The signed URL is the public callback URL the operator
 //! registered at Plivo, so a TLS-terminating proxy in front of the operator
-//! does not break signatures.
+//! does not break signatures. Without `--callback-base-url` the URL is
+//! rebuilt from the request as `http://` + Host header + path and query.
 //!
-//! Responses: 200 after triggering; 400 when `number` is missing or not digits;
-//! 403 when the signature is missing or wrong, or when no managed resource has
-//! the number (the same response, so a caller learns nothing about which numbers
-//! are managed); 413 over [`BODY_LIMIT`]; 503 on a replica that is not the
-//! leader (a standby, or one still starting), because only the leader
-//! reconciles and Plivo retries callbacks that do not get a 200.
+//! Responses:
+//! - 200 after triggering the matching resources.
+//! - 400 when `number` is missing or not digits.
+//! - 403 when the signature is missing or wrong, and also when no managed
+//!   resource has the number, so a caller learns nothing about which numbers
+//!   are managed.
+//! - 413 for a body over [`BODY_LIMIT`].
+//! - 503 on a replica that is not the leader (a standby, or one still
+//!   starting), because only the leader reconciles. Plivo retries callbacks
+//!   that do not get a 200.
 
 use std::sync::Arc;
 
@@ -36,10 +41,8 @@ use super::{
     metrics::Metrics,
     readiness::{Readiness, Role},
 };
+pub use crate::controller::{CALLBACK_PATH, public_callback_url};
 use crate::{controller::CallbackSink, plivo::signature};
-
-/// Path of the callback endpoint, appended to `--callback-base-url`.
-pub const CALLBACK_PATH: &str = "/callbacks/caller-reputation";
 
 /// Largest accepted callback body; Plivo's status callbacks are a few hundred bytes.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -48,19 +51,6 @@ const V3_SIGNATURE_HEADERS: [&str; 2] = ["x-plivo-signature-v3", "x-plivo-signat
 const V3_NONCE_HEADER: &str = "x-plivo-signature-v3-nonce";
 const V2_SIGNATURE_HEADERS: [&str; 2] = ["x-plivo-signature-v2", "x-plivo-signature-ma-v2"];
 const V2_NONCE_HEADER: &str = "x-plivo-signature-v2-nonce";
-
-/// Returns the URL to register at Plivo as `caller_reputation_callback_url`.
-///
-/// A path in `base` is kept (`https://host/operator` gives
-/// `https://host/operator/callbacks/caller-reputation`), for proxies that
-/// route by prefix. The controllers must register exactly this text: the
-/// endpoint verifies signatures against it.
-pub fn public_callback_url(base: &Url) -> Url {
-    let mut url = base.clone();
-    let path = format!("{}{CALLBACK_PATH}", base.path().trim_end_matches('/'));
-    url.set_path(&path);
-    url
-}
 
 /// Shared state of the callback endpoint.
 #[derive(Clone)]

@@ -71,6 +71,10 @@ pub struct RunArgs {
     )]
     pub plivo_timeout: String,
 
+    /// PEM file of CA certificates to trust for the Plivo API in addition to the system's, e.g. for a sandbox with its own certificate.
+    #[arg(long, env = "CRO_PLIVO_CA_FILE", value_name = "PATH")]
+    pub plivo_ca_file: Option<PathBuf>,
+
     /// How often an ACTIVE number is re-checked at Plivo, e.g. `30s`, `5m`, `1h`.
     #[arg(
         long,
@@ -138,9 +142,16 @@ pub struct RunArgs {
     )]
     pub log_level: String,
 
-    /// Elect one active replica through a coordination.k8s.io Lease; the others stand by.
-    #[arg(long, env = "CRO_LEADER_ELECTION")]
-    pub leader_election: bool,
+    /// Elect one active replica through a coordination.k8s.io Lease; the others stand by. Takes true or false; the bare flag means true.
+    #[arg(
+        long,
+        env = "CRO_LEADER_ELECTION",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_value = "false",
+        default_missing_value = "true"
+    )]
+    pub leader_election: String,
 
     /// Namespace of the Lease [default: the namespace of the kubeconfig context or of the service account].
     #[arg(long, env = "CRO_LEADER_ELECTION_NAMESPACE", value_name = "NAMESPACE")]
@@ -211,6 +222,8 @@ pub struct PlivoSettings {
     pub requests_per_window: u32,
     pub window: Duration,
     pub timeout: Duration,
+    /// PEM certificates trusted in addition to the system's roots.
+    pub extra_root_certificates: Vec<String>,
 }
 
 /// Settings of the Lease-based leader election.
@@ -252,6 +265,18 @@ impl RunArgs {
         let requests_per_window =
             parse_positive::<u32>("plivo-requests-per-window", &self.plivo_requests_per_window)?;
         let plivo_timeout = parse_positive_duration("plivo-timeout", &self.plivo_timeout)?;
+        let plivo_ca = self
+            .plivo_ca_file
+            .as_ref()
+            .map(|path| {
+                std::fs::read_to_string(path).map_err(|error| {
+                    ConfigError::new(
+                        "plivo-ca-file",
+                        format!("cannot read {}: {error}", path.display()),
+                    )
+                })
+            })
+            .transpose()?;
         let resync_period = parse_positive_duration("resync-period", &self.resync_period)?;
         let pending_recheck_min =
             parse_positive_duration("pending-recheck-min", &self.pending_recheck_min)?;
@@ -302,6 +327,7 @@ impl RunArgs {
                 requests_per_window,
                 window: PLIVO_RATE_WINDOW,
                 timeout: plivo_timeout,
+                extra_root_certificates: plivo_ca.into_iter().collect(),
             },
             listen,
             log_format,
@@ -332,7 +358,8 @@ impl RunArgs {
             None => default_identity(),
         };
 
-        Ok(self.leader_election.then(|| LeaderElectionSettings {
+        let enabled = parse_bool("leader-election", &self.leader_election)?;
+        Ok(enabled.then(|| LeaderElectionSettings {
             namespace,
             lease_name: lease_name.to_string(),
             identity,
@@ -490,6 +517,17 @@ fn parse_lease_duration(text: &str) -> Result<Duration, ConfigError> {
     Ok(duration)
 }
 
+fn parse_bool(flag: &'static str, text: &str) -> Result<bool, ConfigError> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        _ => Err(ConfigError::new(
+            flag,
+            format!("expected true or false, got {text:?}"),
+        )),
+    }
+}
+
 fn parse_log_format(text: &str) -> Result<LogFormat, ConfigError> {
     match text.trim() {
         "json" => Ok(LogFormat::Json),
@@ -638,6 +676,17 @@ mod tests {
                 lease_duration: Duration::from_secs(6),
             })
         );
+    }
+
+    #[test]
+    fn leader_election_takes_a_boolean() {
+        let bare = args(&["--leader-election"]).validate().unwrap();
+        let explicit_off = args(&["--leader-election=false"]).validate().unwrap();
+        let explicit_on = args(&["--leader-election=true"]).validate().unwrap();
+
+        assert!(bare.leader_election.is_some());
+        assert!(explicit_off.leader_election.is_none());
+        assert!(explicit_on.leader_election.is_some());
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! callbacks on one port ([`http`], [`callback`]), and runs the controllers,
 //! under a Lease when leader election is on ([`leader`]). SIGTERM or SIGINT
 //! stops new work, lets in-flight reconciles finish within
-//! `--shutdown-timeout`, releases the Lease and exits 0.
+//! `--shutdown-timeout`, releases the Lease and exits 0. A second signal
+//! exits at once; the Lease then expires on its own.
 //!
 //! Exit codes: 0 after a requested shutdown, 1 when the operator fails while
 //! running, 2 for invalid configuration (one line on standard error naming
@@ -34,7 +35,7 @@ use self::{
     leader::{Controllers, LeaderError},
     metrics::Metrics,
     readiness::Readiness,
-    shutdown::ShutdownSignal,
+    shutdown::{ShutdownSignal, TerminationSignals},
     term::Launcher,
 };
 use crate::{
@@ -141,6 +142,7 @@ async fn run(config: Config, kubeconfig: Option<Kubeconfig>) -> Result<(), RunEr
         leader_election = config.leader_election.is_some(),
         "Starting caller-reputation-operator"
     );
+    let mut signals = TerminationSignals::install().map_err(RunError::Signals)?;
     plivo::install_crypto_provider();
 
     let client = kube_client(kubeconfig).await?;
@@ -157,7 +159,6 @@ async fn run(config: Config, kubeconfig: Option<Kubeconfig>) -> Result<(), RunEr
         })?;
     let address = listener.local_addr().unwrap_or(config.listen);
     let (trigger, shutdown) = shutdown::channel();
-    let signals = tokio::spawn(shutdown::termination_signal());
     let (server_stop, server) = serve_http(
         listener,
         CallbackState {
@@ -178,20 +179,22 @@ async fn run(config: Config, kubeconfig: Option<Kubeconfig>) -> Result<(), RunEr
     let elect = elect(client, &config, &controllers, shutdown);
     tokio::pin!(elect);
     let outcome = tokio::select! {
-        outcome = &mut elect => outcome.map_err(RunError::from),
-        signal = signals => match signal {
-            Ok(Ok(name)) => {
-                tracing::info!(signal = name, "Shutting down");
-                trigger.trigger();
-                elect.await.map_err(RunError::from)
+        outcome = &mut elect => outcome,
+        name = signals.recv() => {
+            tracing::info!(signal = name, "Shutting down");
+            trigger.trigger();
+            tokio::select! {
+                outcome = &mut elect => outcome,
+                name = signals.recv() => {
+                    tracing::warn!(signal = name, "Received a second signal, exiting without waiting for reconciles or releasing the Lease");
+                    Ok(())
+                }
             }
-            Ok(Err(error)) => Err(RunError::Signals(error)),
-            Err(join_error) => Err(RunError::Signals(std::io::Error::other(join_error))),
-        },
+        }
     };
 
     stop_http(server_stop, server).await;
-    outcome
+    outcome.map_err(RunError::from)
 }
 
 /// Runs the controllers, under the Lease when leader election is on.
@@ -222,17 +225,28 @@ fn launcher(
     let hub = hub.clone();
 
     Arc::new(move |stop: BoxFuture<'static, ()>| {
-        // NOTE: controller::run does not report when its caches are synced,
-        // so the leader counts as ready once the controllers start.
-        readiness.set_ready(true);
-        Box::pin(controller::run(
+        let run = controller::run(
             client.clone(),
             plivo.clone(),
             settings.clone(),
             metrics.clone(),
             hub.clone(),
             stop,
-        ))
+        );
+        let readiness = readiness.clone();
+        let hub = hub.clone();
+        // The leader is ready once its caches are filled; the run may end first on a stop.
+        Box::pin(async move {
+            let ready = async {
+                hub.wait_synced().await;
+                readiness.set_ready(true);
+                std::future::pending::<()>().await
+            };
+            tokio::select! {
+                () = run => {}
+                () = ready => {}
+            }
+        })
     })
 }
 
@@ -287,6 +301,7 @@ fn plivo_client(settings: &PlivoSettings, metrics: &Arc<Metrics>) -> Result<Pliv
         requests_per_window: settings.requests_per_window,
         window: settings.window,
         timeout: settings.timeout,
+        extra_root_certificates: settings.extra_root_certificates.clone(),
         ..plivo::ClientConfig::default()
     };
     let client =

@@ -1,9 +1,12 @@
 //! Shutdown signalling: SIGTERM and SIGINT become one shared, cloneable
 //! [`ShutdownSignal`] that every long-running part of the process awaits.
 
-use tokio::sync::watch;
+use tokio::{
+    signal::unix::{Signal, SignalKind, signal},
+    sync::watch,
+};
 
-/// Completes for every clone once shutdown is requested.
+/// Shutdown request observed by every clone; [`ShutdownSignal::wait`] completes once it is made.
 #[derive(Clone, Debug)]
 pub struct ShutdownSignal(watch::Receiver<bool>);
 
@@ -38,18 +41,33 @@ impl ShutdownSignal {
     }
 }
 
-/// Waits for SIGTERM or SIGINT and returns the signal's name.
+/// The process's SIGTERM and SIGINT handlers.
 ///
-/// # Errors
-/// Returns the error of installing the signal handlers.
-pub async fn termination_signal() -> std::io::Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
+/// Installing them replaces the default action (immediate exit), so they are
+/// installed before anything starts that needs a graceful stop.
+pub struct TerminationSignals {
+    terminate: Signal,
+    interrupt: Signal,
+}
 
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = terminate.recv() => Ok("SIGTERM"),
-        _ = interrupt.recv() => Ok("SIGINT"),
+impl TerminationSignals {
+    /// Installs the handlers.
+    ///
+    /// # Errors
+    /// Returns the error of registering a handler with the OS.
+    pub fn install() -> std::io::Result<Self> {
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits for the next SIGTERM or SIGINT and returns its name.
+    pub async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+        }
     }
 }
 

@@ -148,6 +148,32 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn abort_stops_work_at_once() {
+        let finished = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(AtomicBool::new(false));
+        let launcher: Launcher = {
+            let (finished, started) = (finished.clone(), started.clone());
+            Arc::new(move |_stop| {
+                let (finished, started) = (finished.clone(), started.clone());
+                Box::pin(async move {
+                    started.store(true, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    finished.store(true, Ordering::SeqCst);
+                })
+            })
+        };
+        let term = Term::start(&launcher);
+        while !started.load(Ordering::SeqCst) {
+            tokio::task::yield_now().await;
+        }
+
+        term.abort();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+
+        assert!(!finished.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn controllers_returning_early_are_noticed() {
         let launcher: Launcher = Arc::new(|_stop| Box::pin(async {}));
         let mut term = Term::start(&launcher);

@@ -68,6 +68,9 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Retries after the first attempt for 429, 5xx and transport errors where safe; default 3.
     pub max_retries: u32,
+    /// PEM certificates trusted in addition to the platform's roots, for a
+    /// sandbox or a TLS-intercepting proxy; default none.
+    pub extra_root_certificates: Vec<String>,
 }
 
 impl Default for ClientConfig {
@@ -79,6 +82,7 @@ impl Default for ClientConfig {
             window: Duration::from_secs(5),
             timeout: Duration::from_secs(10),
             max_retries: 3,
+            extra_root_certificates: Vec::new(),
         }
     }
 }
@@ -117,7 +121,18 @@ impl PlivoClient {
 
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        let mut roots = Vec::new();
+        for pem in &config.extra_root_certificates {
+            let certificate = reqwest::Certificate::from_pem(pem.as_bytes()).map_err(|source| {
+                Error::InvalidArgument {
+                    operation: Operation::new("create the Plivo client", None),
+                    message: format!("extra root certificate is not PEM: {source}"),
+                }
+            })?;
+            roots.push(certificate);
+        }
         let http = reqwest::Client::builder()
+            .tls_certs_merge(roots)
             .user_agent(concat!(
                 "caller-reputation-operator/",
                 env!("CARGO_PKG_VERSION")

@@ -36,6 +36,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/_sandbox/numbers/{number}/decision", post(force_decision))
         .route("/_sandbox/numbers/{number}/disable", post(disable_number))
         .route("/_sandbox/numbers/{number}/profile", post(move_number))
+        .route("/_sandbox/profiles", post(add_profile))
         .route("/_sandbox/profiles/{uuid}", delete(delete_profile))
         .route("/_sandbox/faults", get(all_faults))
         .route(
@@ -187,6 +188,46 @@ async fn add_numbers(
         Ok::<_, AdminError>((seeds.len(), effects))
     })?;
     Ok((StatusCode::CREATED, Json(json!({"added": added}))))
+}
+
+/// Body of `POST /_sandbox/profiles`: a profile made outside the operator,
+/// with the UUID the caller chooses, so demos and tests can adopt a known UUID.
+#[derive(Deserialize)]
+struct ProfileBody {
+    account: String,
+    profile_uuid: String,
+    /// Profile fields as Plivo's create request carries them.
+    fields: serde_json::Map<String, Value>,
+}
+
+/// `POST /_sandbox/profiles`.
+async fn add_profile(
+    State(shared): State<Arc<Shared>>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), AdminError> {
+    let ProfileBody {
+        account,
+        profile_uuid,
+        fields,
+    } = parse_json(&body)?;
+    if !shared.has_account(&account) {
+        return Err(bad_request(format!(
+            "account {account} is not configured in this sandbox"
+        )));
+    }
+    let created_at = profiles::created_at_now();
+    let uuid = shared.change(|state| {
+        if state.profiles.contains_key(&profile_uuid) {
+            return Err(bad_request(format!(
+                "profile {profile_uuid} already exists"
+            )));
+        }
+        let uuid = state
+            .create_profile(&account, fields, profile_uuid.clone(), created_at)
+            .map_err(|error| bad_request(format!("{error:?}")))?;
+        Ok::<_, AdminError>((uuid, Effects::default()))
+    })?;
+    Ok((StatusCode::CREATED, Json(json!({"profile_uuid": uuid}))))
 }
 
 /// `DELETE /_sandbox/numbers/{number}`: unrent behind the operator's back.

@@ -224,7 +224,7 @@ pub fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
-fn created_at_now() -> String {
+pub(super) fn created_at_now() -> String {
     // Plivo writes microseconds and `Z`, e.g. 2023-02-28T11:06:00.360401Z.
     let now = jiff::Timestamp::now();
     format!(

@@ -19,7 +19,7 @@ use caller_reputation_operator::{
         self, CallbackHub, ControllerMetrics, SecretReference, Settings, WatchNamespaces,
     },
     plivo::{self, ClientConfig, PlivoClient},
-    sandbox::{RunningSandbox, Sandbox, SandboxConfig, SeedNumber},
+    sandbox::{FaultConfig, RequestRecord, RunningSandbox, Sandbox, SandboxConfig, SeedNumber},
 };
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
@@ -35,6 +35,8 @@ pub const AUTH_ID: &str = "MATESTACCOUNT0000001";
 pub const AUTH_TOKEN: &str = "sandbox-token-e2e-4f1c9a";
 pub const SECRET: &str = "plivo-credentials";
 pub const WAIT: Duration = Duration::from_secs(60);
+/// Fraction (0 to 1) of sandbox requests answered 503, for a run of the suite under faults.
+pub const FAULT_RATIO_VARIABLE: &str = "CRO_E2E_FAULT_RATIO";
 
 /// Counts reconciles per kind, so a test can wait for reconciles that change nothing.
 #[derive(Default)]
@@ -95,6 +97,18 @@ impl Harness {
             activation_delay: Duration::from_secs(3600),
             ..SandboxConfig::default()
         };
+        // `make test` runs this suite a second time with a share of requests
+        // failing, to show that every scenario still converges.
+        if let Some(ratio) = std::env::var(FAULT_RATIO_VARIABLE)
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+        {
+            config.faults = FaultConfig {
+                error_ratio: ratio,
+                error_status: Some(503),
+                ..FaultConfig::default()
+            };
+        }
         adjust(&mut config);
         let sandbox = Sandbox::start(config).await.expect("start the sandbox");
         let settings = Settings {
@@ -304,17 +318,25 @@ impl Harness {
 
     /// Requests the sandbox received whose endpoint template matches `method` and `suffix`.
     pub fn requests_to(&self, method: &str, suffix: &str) -> usize {
-        self.sandbox
-            .requests()
+        self.processed_requests()
             .iter()
             .filter(|r| r.method == method && r.endpoint.ends_with(suffix))
             .count()
     }
 
-    /// Requests the sandbox received whose path mentions `needle` (a number or a UUID).
-    pub fn requests_mentioning(&self, needle: &str) -> usize {
+    /// Requests that reached the sandbox's API logic: injected errors and
+    /// dropped connections are left out, because they changed nothing.
+    pub fn processed_requests(&self) -> Vec<RequestRecord> {
         self.sandbox
             .requests()
+            .into_iter()
+            .filter(|r| !matches!(r.fault, Some("error" | "drop" | "rate_limited")))
+            .collect()
+    }
+
+    /// Requests the sandbox received whose path mentions `needle` (a number or a UUID).
+    pub fn requests_mentioning(&self, needle: &str) -> usize {
+        self.processed_requests()
             .iter()
             .filter(|r| r.path.contains(needle))
             .count()

@@ -216,8 +216,7 @@ async fn ineligible_number_is_enabled_once() {
             .await;
     }
     let enables = h
-        .sandbox
-        .requests()
+        .processed_requests()
         .iter()
         .filter(|r| r.method == "POST" && r.path.contains(&digits(NUMBER_1)))
         .count();
@@ -344,6 +343,9 @@ async fn duplicates_lose_without_plivo_calls() {
     h.apply_number(number_manifest("one", NUMBER_1, "first"))
         .await;
     h.number_reason("one", "Pending").await;
+    // Once ACTIVE the winner is re-checked only hourly, so any request now would be the loser's.
+    h.decide(&digits(NUMBER_1), "ACTIVE").await;
+    h.number_reason("one", "Active").await;
     let requests_before = h.requests_mentioning(&digits(NUMBER_1));
     h.apply_number(number_manifest("again", NUMBER_1, "first"))
         .await;
@@ -370,7 +372,7 @@ async fn missing_secret_resolves_when_created() {
     .unwrap();
     assert!(ready.message.contains(SECRET), "{}", ready.message);
     assert!(
-        h.sandbox.requests().is_empty(),
+        h.processed_requests().is_empty(),
         "no Plivo call without credentials"
     );
 
@@ -516,7 +518,7 @@ async fn paused_resource_makes_no_calls() {
     })
     .await;
     assert!(
-        h.sandbox.requests().is_empty(),
+        h.processed_requests().is_empty(),
         "no Plivo request while paused"
     );
 

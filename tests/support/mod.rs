@@ -38,13 +38,13 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// A control plane the tests of one binary share.
 pub struct Cluster {
-    /// Admin kubeconfig of the control plane; for an existing cluster, the one in use.
+    /// Admin kubeconfig of the local control plane, or the kubeconfig in use for an existing cluster.
     pub kubeconfig: PathBuf,
-    /// Directory holding the local control plane's data and logs; `None` for an existing cluster.
+    /// Directory with the local control plane's data and logs, or `None` for an existing cluster.
     pub dir: Option<PathBuf>,
     config: Config,
-    // Closing this pipe, which happens when the test process exits for any reason, tells the
-    // watchdog to stop the control plane. It is never written to.
+    // The test process closes this pipe when it exits for any reason, and that makes the
+    // watchdog stop the control plane. Nothing is ever written to it.
     _watchdog: Option<ChildStdin>,
 }
 
@@ -102,7 +102,10 @@ async fn connect() -> Result<Cluster, BoxError> {
 
     let dir = tempfile::Builder::new()
         .prefix("caller-reputation-operator-test-")
-        .tempdir()?
+        .tempdir()
+        .map_err(|error| {
+            format!("creating a temporary directory for the control plane failed: {error}")
+        })?
         .keep();
     let keep = std::env::var("KEEP_TEST_DIR").is_ok_and(|value| value == "1");
     // The watchdog starts before the control plane so that a test process killed during `start`
@@ -188,7 +191,7 @@ fn control_plane_script() -> PathBuf {
 /// Spawns a process that waits until the test process is gone, then stops the control plane in
 /// `dir` and deletes `dir`.
 ///
-/// The watchdog reads its stdin, a pipe whose only writer is this process, so it sees end of file
+/// The watchdog reads its stdin, a pipe whose only writer is this process, so it reads end of file
 /// exactly when this process exits, including by SIGKILL. It runs in its own process group so a
 /// Ctrl-C sent to the test run does not stop it before it has cleaned up.
 fn spawn_watchdog(dir: &Path) -> Result<ChildStdin, BoxError> {
@@ -283,7 +286,7 @@ where
 /// Established within 30 seconds.
 pub async fn install_crds(client: &Client) {
     let api = Api::<CustomResourceDefinition>::all(client.clone());
-    for crd in read_crds(&Path::new(env!("CARGO_MANIFEST_DIR")).join("crds")) {
+    for crd in read_crds(&crds_dir()) {
         let name = crd
             .metadata
             .name
@@ -298,6 +301,22 @@ pub async fn install_crds(client: &Client) {
         .unwrap_or_else(|error| panic!("applying CRD {name} failed: {error}"));
         wait_until_established(&api, &name).await;
     }
+}
+
+/// Names of the CRDs in `crds/`, in the order [`install_crds`] applies them.
+pub fn crd_names() -> Vec<String> {
+    read_crds(&crds_dir())
+        .into_iter()
+        .map(|crd| {
+            crd.metadata
+                .name
+                .expect("every CRD in crds/ has a metadata.name")
+        })
+        .collect()
+}
+
+fn crds_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("crds")
 }
 
 fn read_crds(dir: &Path) -> Vec<CustomResourceDefinition> {

@@ -17,8 +17,7 @@ use super::{
     Error,
     context::{Context, is_paused},
     finalizer,
-    patch::write_status,
-    report::{Outcome, apply_outcome, apply_sync_failure, publish, publish_outcome},
+    report::{Outcome, publish},
 };
 use crate::{
     api::{
@@ -35,10 +34,7 @@ pub const KIND: &str = "CallerReputationNumber";
 /// How long a number blocked by another resource waits before it looks again untriggered.
 const RECHECK_BLOCKED: Duration = Duration::from_secs(60);
 
-/// Callback path of the operator's own endpoint, appended to the public base URL.
-pub const CALLBACK_PATH: &str = "/callbacks/caller-reputation";
-
-/// One reconcile of a CallerReputationNumber.
+/// Reconciles one CallerReputationNumber.
 pub async fn reconcile(
     number: Arc<CallerReputationNumber>,
     ctx: Arc<Context>,
@@ -71,80 +67,8 @@ async fn dispatch(number: &CallerReputationNumber, ctx: &Context) -> Result<Acti
     apply(number, ctx).await
 }
 
-/// The status being built during one reconcile.
-pub(super) struct Draft<'a> {
-    number: &'a CallerReputationNumber,
-    status: CallerReputationNumberStatus,
-    now: Time,
-}
-
-impl<'a> Draft<'a> {
-    fn new(number: &'a CallerReputationNumber, ctx: &Context) -> Self {
-        Self {
-            number,
-            status: number.status.clone().unwrap_or_default(),
-            now: ctx.now(),
-        }
-    }
-
-    fn generation(&self) -> Option<i64> {
-        self.number.metadata.generation
-    }
-
-    async fn finish(mut self, ctx: &Context, outcome: &Outcome) -> Result<(), Error> {
-        self.status.observed_generation = self.generation();
-        let generation = self.generation();
-        let moved = apply_outcome(&mut self.status.conditions, outcome, generation, &self.now);
-        self.write(ctx).await?;
-        if moved {
-            publish_outcome(&ctx.recorder, self.number, outcome).await;
-        }
-        Ok(())
-    }
-
-    async fn finish_unsynced(
-        mut self,
-        ctx: &Context,
-        reason: Reason,
-        message: &str,
-    ) -> Result<(), Error> {
-        let generation = self.generation();
-        let moved = apply_sync_failure(
-            &mut self.status.conditions,
-            reason,
-            message,
-            generation,
-            &self.now,
-        );
-        self.write(ctx).await?;
-        if moved {
-            publish(
-                &ctx.recorder,
-                self.number,
-                reason != Reason::Paused,
-                reason,
-                reason.as_str(),
-                message,
-            )
-            .await;
-        }
-        Ok(())
-    }
-
-    async fn write(&self, ctx: &Context) -> Result<(), Error> {
-        let api = ctx.api::<CallerReputationNumber>(&self.number.namespace().unwrap_or_default());
-        write_status(
-            &api,
-            self.number,
-            self.number.status.as_ref(),
-            &self.status,
-            false,
-        )
-        .await
-        .map_err(Error::kube("write the status"))?;
-        Ok(())
-    }
-}
+/// The status being built during one reconcile of a number.
+pub(super) type Draft<'a> = super::draft::Draft<'a, CallerReputationNumber>;
 
 /// The profile and account a number is enrolled with.
 struct Target {
@@ -207,7 +131,7 @@ async fn apply(number: &CallerReputationNumber, ctx: &Context) -> Result<Action,
         return Ok(action);
     }
 
-    let outcome = match enroll(number, &phone, &target, ctx, &mut draft).await {
+    let outcome = match enroll(number, &phone, &target, forced, ctx, &mut draft).await {
         Ok(outcome) => outcome,
         Err(error) => {
             let message = super::error::chain(&error);
@@ -240,6 +164,15 @@ async fn resolve_target(
                         .as_ref()
                         .and_then(|p| p.spec.credentials_secret_ref.clone());
                     (uuid, Some(generation), secret_ref)
+                }
+                None if profile.is_none() => {
+                    let message = format!(
+                        "BusinessProfile {name} not found in namespace {namespace}; create it or correct spec.profileRef."
+                    );
+                    return Ok(Err(Some(Outcome::blocked(
+                        Reason::ProfileNotFound,
+                        message,
+                    ))));
                 }
                 None => {
                     // An active number stays as it is while its profile is being updated.
@@ -299,7 +232,7 @@ async fn resolve_target(
     Ok(Ok(Target { desired, account }))
 }
 
-/// The UUID and generation of a BusinessProfile that is Ready at its current generation.
+/// Returns the UUID and generation of a BusinessProfile that is Ready at its current generation.
 fn ready_profile(profile: &BusinessProfile) -> Option<(String, i64)> {
     let status = profile.status.as_ref()?;
     let generation = profile.metadata.generation?;
@@ -320,8 +253,10 @@ fn callback(number: &CallerReputationNumber, ctx: &Context) -> Option<(url::Url,
         return Some((url, method));
     }
     let base = ctx.settings.callback_base_url.as_ref()?;
-    let url = base.join(CALLBACK_PATH.trim_start_matches('/')).ok()?;
-    Some((url, CallbackMethod::Post))
+    Some((
+        super::callbacks::public_callback_url(base),
+        CallbackMethod::Post,
+    ))
 }
 
 /// Returns the action when nothing can have changed since the last check: the
@@ -354,7 +289,7 @@ fn skip_plivo(
     (wait > jiff::SignedDuration::ZERO).then(|| Action::requeue(wait.unsigned_abs()))
 }
 
-/// Whether the last attempt was rejected by Plivo in a way only a spec change fixes.
+/// Returns whether Plivo rejected the last attempt in a way only a spec change fixes.
 fn is_terminal(status: &CallerReputationNumberStatus) -> bool {
     find_condition(&status.conditions, ConditionType::Synced).is_some_and(|synced| {
         synced.status == "False"
@@ -368,11 +303,18 @@ async fn enroll(
     number: &CallerReputationNumber,
     phone: &PhoneNumber,
     target: &Target,
+    forced: bool,
     ctx: &Context,
     draft: &mut Draft<'_>,
 ) -> Result<Outcome, Error> {
     let digits = phone.digits();
-    let observed = match target.account.get_number(&digits).await {
+    // A callback requests the number's current state, so it is never served from a listing.
+    let managed = if forced {
+        0
+    } else {
+        managed_in_account(number, ctx)
+    };
+    let observed = match ctx.reads.read(&target.account, &digits, managed).await {
         Ok(observed) => observed,
         Err(plivo::Error::NotFound { .. }) => {
             return Ok(Outcome::blocked(
@@ -433,7 +375,7 @@ async fn enroll(
                 }
                 Err(rejected) => {
                     draft.status.enrollment = Some(wanted.clone());
-                    return Ok(rejected?);
+                    return rejected;
                 }
             }
             target
@@ -540,7 +482,7 @@ fn record_observed(draft: &mut Draft<'_>, observed: &Number) {
 
 /// Sets `nextCheckTime` and returns the delay until it.
 fn schedule(outcome: &Outcome, ctx: &Context, draft: &mut Draft<'_>) -> Option<Duration> {
-    let previous_interval = match (&draft.number.status, outcome.reason) {
+    let previous_interval = match (&draft.object.status, outcome.reason) {
         (Some(status), Reason::Pending)
             if status.state() == Some(CallerReputationState::Pending) =>
         {
@@ -572,7 +514,7 @@ fn conflicting_claim(
     phone: &PhoneNumber,
     ctx: &Context,
 ) -> Option<String> {
-    // A number that already holds an enrollment keeps it; otherwise the older
+    // A number that already has an enrollment keeps it; otherwise the older
     // resource wins (creation times have one-second resolution, so names break ties).
     let key = |n: &CallerReputationNumber| {
         let holds = n.status.as_ref().is_some_and(|s| s.enrollment.is_some());
@@ -596,4 +538,22 @@ fn conflicting_claim(
             )
         })
         .next()
+}
+
+/// How many numbers the operator manages with the same credentials as `number`,
+/// counted over the whole cache at most every few seconds.
+fn managed_in_account(number: &CallerReputationNumber, ctx: &Context) -> usize {
+    let key = |n: &CallerReputationNumber| {
+        (
+            n.namespace(),
+            cleanup::credentials_of(n, ctx).map(|r| r.name),
+        )
+    };
+    ctx.managed_counts.get(key(number), || {
+        let mut counts = std::collections::HashMap::new();
+        for other in ctx.all_numbers() {
+            *counts.entry(key(&other)).or_default() += 1;
+        }
+        counts
+    })
 }

@@ -59,10 +59,9 @@ pub async fn find_or_create(
     status: &mut BusinessProfileStatus,
 ) -> Result<Found, Blocked> {
     if let Some(uuid) = &profile.spec.profile_uuid {
-        return adopt(account, uuid).await.map(|found| {
-            status.creation_intent = None;
-            found
-        });
+        let found = adopt(account, uuid).await?;
+        status.creation_intent = None;
+        return Ok(found);
     }
 
     if let Some(uuid) = status.profile_uuid.clone() {

@@ -12,12 +12,11 @@ use super::{
     Error,
     context::{Context, is_paused},
     finalizer,
-    patch::write_status,
-    report::{Outcome, apply_outcome, apply_sync_failure, publish, publish_outcome},
+    report::{Outcome, publish},
 };
 use crate::{
     api::{
-        BusinessProfile, BusinessProfileStatus, ProfileDeletionPolicy, ProfileSource,
+        BusinessProfile, ProfileDeletionPolicy, ProfileSource,
         conditions::{ConditionType, Reason, is_condition_true, remove_condition, set_condition},
     },
     plivo::{Account, Profile},
@@ -30,7 +29,7 @@ const RECHECK_BLOCKED: Duration = Duration::from_secs(60);
 /// Kind label of this controller in metrics and backoff bookkeeping.
 pub const KIND: &str = "BusinessProfile";
 
-/// One reconcile of a BusinessProfile.
+/// Reconciles one BusinessProfile.
 pub async fn reconcile(profile: Arc<BusinessProfile>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
     let result = dispatch(&profile, &ctx).await;
@@ -60,82 +59,8 @@ async fn dispatch(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Er
     apply(profile, ctx).await
 }
 
-/// The status being built during one reconcile, with what it started from.
-struct Draft<'a> {
-    profile: &'a BusinessProfile,
-    status: BusinessProfileStatus,
-    now: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
-}
-
-impl<'a> Draft<'a> {
-    fn new(profile: &'a BusinessProfile, ctx: &Context) -> Self {
-        Self {
-            profile,
-            status: profile.status.clone().unwrap_or_default(),
-            now: ctx.now(),
-        }
-    }
-
-    fn generation(&self) -> Option<i64> {
-        self.profile.metadata.generation
-    }
-
-    /// Applies `outcome`, writes the status if it changed and publishes the Event when the conditions moved.
-    async fn finish(mut self, ctx: &Context, outcome: Outcome) -> Result<(), Error> {
-        self.status.observed_generation = self.generation();
-        let generation = self.generation();
-        let moved = apply_outcome(&mut self.status.conditions, &outcome, generation, &self.now);
-        self.write(ctx).await?;
-        if moved {
-            publish_outcome(&ctx.recorder, self.profile, &outcome).await;
-        }
-        Ok(())
-    }
-
-    /// Records a failure that says nothing about the profile at Plivo, then writes.
-    async fn finish_unsynced(
-        mut self,
-        ctx: &Context,
-        reason: Reason,
-        message: &str,
-    ) -> Result<(), Error> {
-        let generation = self.generation();
-        let moved = apply_sync_failure(
-            &mut self.status.conditions,
-            reason,
-            message,
-            generation,
-            &self.now,
-        );
-        self.write(ctx).await?;
-        if moved {
-            publish(
-                &ctx.recorder,
-                self.profile,
-                reason != Reason::Paused,
-                reason,
-                reason.as_str(),
-                message,
-            )
-            .await;
-        }
-        Ok(())
-    }
-
-    async fn write(&self, ctx: &Context) -> Result<(), Error> {
-        let api = ctx.api::<BusinessProfile>(&self.profile.namespace().unwrap_or_default());
-        write_status(
-            &api,
-            self.profile,
-            self.profile.status.as_ref(),
-            &self.status,
-            false,
-        )
-        .await
-        .map_err(Error::kube("write the status"))?;
-        Ok(())
-    }
-}
+/// The status being built during one reconcile of a profile.
+type Draft<'a> = super::draft::Draft<'a, BusinessProfile>;
 
 async fn apply(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Error> {
     let mut draft = Draft::new(profile, ctx);
@@ -158,7 +83,7 @@ async fn apply(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Error
             profile.spec.ein
         );
         draft
-            .finish(ctx, Outcome::blocked(Reason::DuplicateEin, message))
+            .finish(ctx, &Outcome::blocked(Reason::DuplicateEin, message))
             .await?;
         return Ok(Action::requeue(RECHECK_BLOCKED));
     }
@@ -180,7 +105,7 @@ async fn apply(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Error
             draft
                 .finish(
                     ctx,
-                    Outcome::blocked(Reason::CredentialsMissing, error.to_string()),
+                    &Outcome::blocked(Reason::CredentialsMissing, error.to_string()),
                 )
                 .await?;
             return Ok(Action::await_change());
@@ -191,7 +116,7 @@ async fn apply(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Error
     let found = match create::find_or_create(profile, &account, ctx, &mut draft.status).await {
         Ok(found) => found,
         Err(create::Blocked::Outcome(outcome)) => {
-            draft.finish(ctx, outcome).await?;
+            draft.finish(ctx, &outcome).await?;
             return Ok(Action::await_change());
         }
         Err(create::Blocked::Retry(error)) => {
@@ -216,7 +141,7 @@ async fn apply(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Error
     };
     draft.status.profile_uuid = Some(found.profile.profile_uuid.clone());
     draft.status.last_sync_time = Some(draft.now.clone());
-    draft.finish(ctx, outcome).await?;
+    draft.finish(ctx, &outcome).await?;
     Ok(Action::requeue(ctx.resync()))
 }
 
@@ -390,7 +315,7 @@ async fn cleanup(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Err
             draft
                 .finish(
                     ctx,
-                    Outcome::blocked(
+                    &Outcome::blocked(
                         Reason::CredentialsMissing,
                         format!("Deletion waits for credentials: {error}"),
                     ),
@@ -417,7 +342,7 @@ async fn cleanup(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Err
                     "Deletion waits: Plivo refused to delete profile {uuid}: {error}. Delete it in the Plivo console, or set deletionPolicy: Orphan."
                 );
                 draft
-                    .finish(ctx, Outcome::blocked(Reason::PlivoError, message))
+                    .finish(ctx, &Outcome::blocked(Reason::PlivoError, message))
                     .await?;
                 return Ok(Action::requeue(RECHECK_BLOCKED));
             }
