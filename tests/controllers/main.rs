@@ -334,6 +334,18 @@ async fn duplicates_lose_without_plivo_calls() {
         .await;
     let loser = h.profile_reason("second", "DuplicateEIN").await;
     assert_eq!(verdict_of_profile(&loser), KStatus::Failed);
+    // A third claimant is told about the owner, not about another loser.
+    h.apply_profile(profile_manifest("third", "12-3456786"))
+        .await;
+    let third = h.profile_reason("third", "DuplicateEIN").await;
+    let message = find_condition(
+        &third.status.as_ref().unwrap().conditions,
+        ConditionType::Ready,
+    )
+    .unwrap()
+    .message
+    .clone();
+    assert!(message.contains("/first "), "{message}");
     assert_eq!(
         h.requests_to("POST", "/Profile/"),
         1,

@@ -258,14 +258,21 @@ async fn duplicate_ein_winner(profile: &BusinessProfile, ctx: &Context) -> Optio
         .filter(|other| other.spec.ein_digits().ok().as_deref() == Some(ein.as_str()))
         .filter(|other| account_of(other) == own_account)
         .filter(|other| desired::claims_first(other, profile))
-        .map(|other| {
+        // Name the first claimant of all, not just any earlier one: it is the owner.
+        .reduce(|first, other| {
+            if desired::claims_first(&other, &first) {
+                other
+            } else {
+                first
+            }
+        })
+        .map(|owner| {
             format!(
                 "{}/{}",
-                other.namespace().unwrap_or_default(),
-                other.name_any()
+                owner.namespace().unwrap_or_default(),
+                owner.name_any()
             )
         })
-        .next()
 }
 
 async fn cleanup(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Error> {
