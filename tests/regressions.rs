@@ -273,3 +273,39 @@ async fn numbers_follow_their_profiles_once_adopted() {
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn created_profile_is_not_swapped_for_another() {
+    let h = setup("swap").await;
+    h.create_secret().await;
+    h.apply_profile(profile_manifest("acme", "12-3456703"))
+        .await;
+    let created = h.profile_reason("acme", "Created").await;
+    let own = created.status.unwrap().profile_uuid.unwrap();
+    let outside = h.create_sandbox_profile("987654303", "outside").await;
+
+    h.profiles()
+        .patch(
+            "acme",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"profileUUID": outside}})),
+        )
+        .await
+        .expect("the apiserver accepts a first profileUUID");
+    let rejected = h.profile_reason("acme", "UpdateRejected").await;
+    let ready = find_condition(
+        &rejected.status.as_ref().unwrap().conditions,
+        ConditionType::Ready,
+    )
+    .unwrap();
+    assert!(ready.message.contains(&own), "{}", ready.message);
+
+    let state = h.sandbox.state();
+    let company = state.profiles[&outside].fields.get("company_name").cloned();
+    assert_eq!(
+        company,
+        Some(json!("Outside Corp")),
+        "the outside profile kept its fields"
+    );
+    h.stop().await;
+}

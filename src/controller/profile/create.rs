@@ -59,6 +59,20 @@ pub async fn find_or_create(
     status: &mut BusinessProfileStatus,
 ) -> Result<Found, Blocked> {
     if let Some(uuid) = &profile.spec.profile_uuid {
+        // A profile this resource created cannot be swapped for another one: its
+        // fields would be written over the adopted profile, and the created one lost.
+        if let Some(created) = status
+            .profile_uuid
+            .as_deref()
+            .filter(|created| created != uuid)
+        {
+            return Err(Blocked::Outcome(Outcome::blocked(
+                Reason::UpdateRejected,
+                format!(
+                    "This resource created Plivo profile {created}; spec.profileUUID cannot switch it to {uuid}. Delete this BusinessProfile (deletionPolicy Orphan keeps {created}) and create one that adopts {uuid}."
+                ),
+            )));
+        }
         let found = adopt(account, uuid).await?;
         status.creation_intent = None;
         return Ok(found);
