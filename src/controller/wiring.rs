@@ -54,7 +54,7 @@ pub async fn run(
         WatchNamespaces::All => vec![None],
         WatchNamespaces::List(namespaces) => namespaces.iter().cloned().map(Some).collect(),
     };
-    let mut config = watcher::Config::default().any_semantic();
+    let mut config = watcher::Config::default();
     if let Some(selector) = &settings.label_selector {
         config = config.labels(selector);
     }
