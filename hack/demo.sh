@@ -25,8 +25,19 @@ say() {
 	printf '\n==> %s\n' "$*"
 }
 
+# Errors go to file descriptor 3, a copy of stderr, so that they show even
+# from a check whose output wait_for discards.
+exec 3>&2
+
 die() {
-	echo "demo: error: $*" >&2
+	echo "demo: error: $*" >&3
+	for log in "$demo_dir/sandbox.log" "$demo_dir/operator.log"; do
+		if [[ -s $log ]]; then
+			echo "--- last lines of $log" >&3
+			tail -n 5 "$log" >&3
+		fi
+	done
+	echo "demo: run 'make demo-stop' to stop what was started" >&3
 	exit 1
 }
 
@@ -43,6 +54,12 @@ wait_for() {
 		((SECONDS < deadline)) || die "timed out after ${seconds}s waiting for $what"
 		sleep 1
 	done
+}
+
+# Succeeds once the sandbox serves requests; fails the demo at once if it exited.
+sandbox_answers() {
+	kill -0 "$(<"$demo_dir/sandbox.pid")" 2>/dev/null || die "the sandbox exited"
+	curl -fsS "http://127.0.0.1:$1/_sandbox/health"
 }
 
 start_background() {
@@ -101,7 +118,7 @@ start() {
 		--numbers-file "$repo/hack/demo/numbers.yaml" \
 		--activation-delay "$activation_delay" \
 		--state-file "$demo_dir/sandbox-state.json"
-	wait_for "the sandbox" 30 curl -fsS "http://127.0.0.1:$sandbox_port/_sandbox/health"
+	wait_for "the sandbox" 30 sandbox_answers "$sandbox_port"
 	# The adoption example names a profile that exists at Plivo already; make it exist.
 	curl -fsS -o /dev/null -X POST "http://127.0.0.1:$sandbox_port/_sandbox/profiles" \
 		-H 'content-type: application/json' \
