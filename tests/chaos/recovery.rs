@@ -184,10 +184,12 @@ async fn apiserver_restart_costs_no_plivo_write() {
     let restart_started = Instant::now();
     plane.run("restart-apiserver").await;
     let restart = restart_started.elapsed();
-    // The operator's watches reconnect and relist; give them the time a user would wait.
+    // The operator's watches reconnect and relist. Relists after a restart have taken from
+    // about 5 s to over a minute (RELIABILITY.md), so the bound is generous: this test proves
+    // recovery without Plivo writes, and prints how long it took.
     let changed_at = Instant::now();
     apply(&numbers, number_manifest("n3", &phones[3], "acme")).await;
-    pending(&numbers, "n3", Duration::from_secs(70)).await;
+    pending(&numbers, "n3", Duration::from_secs(150)).await;
     let reconciled_after = changed_at.elapsed();
     let writes_after = writes(&sandbox);
     let requests_after = sandbox.requests().len();
