@@ -67,7 +67,7 @@ pub async fn run(
             writer,
             watcher(api::<BusinessProfile>(&client, scope), config.clone()).modify(slim),
         )
-        .default_backoff()
+        .backoff(watch_backoff())
         .applied_objects()
         .predicate_filter(own_trigger, Default::default());
         profile_caches.push((reader, stream.boxed()));
@@ -80,7 +80,7 @@ pub async fn run(
             )
             .modify(slim),
         )
-        .default_backoff()
+        .backoff(watch_backoff())
         .applied_objects()
         .predicate_filter(own_trigger, Default::default());
         number_caches.push((reader, stream.boxed()));
@@ -133,7 +133,7 @@ pub async fn run(
                     api::<PartialObjectMeta<Secret>>(&client, scope),
                     watcher::Config::default(),
                 )
-                .default_backoff()
+                .backoff(watch_backoff())
                 .touched_objects(),
                 {
                     let ctx = ctx.clone();
@@ -149,7 +149,7 @@ pub async fn run(
             .with_config(controller_config.clone())
             .watches_stream(
                 watcher(api::<BusinessProfile>(&client, scope), config.clone())
-                    .default_backoff()
+                    .backoff(watch_backoff())
                     .touched_objects()
                     .predicate_filter(profile_trigger, Default::default()),
                 {
@@ -162,7 +162,7 @@ pub async fn run(
                     api::<PartialObjectMeta<Secret>>(&client, scope),
                     watcher::Config::default(),
                 )
-                .default_backoff()
+                .backoff(watch_backoff())
                 .touched_objects(),
                 {
                     let ctx = ctx.clone();
@@ -222,6 +222,18 @@ fn slim<K: Resource>(object: &mut K) {
     if let Some(annotations) = object.meta_mut().annotations.as_mut() {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
+}
+
+/// Back-off between failed watch or list calls: kube-runtime's default grows
+/// to 30 s, which after an apiserver restart delays recovery by half a minute.
+fn watch_backoff() -> watcher::ExponentialBackoff {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(5))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .into()
 }
 
 fn hash_of(value: impl Hash) -> u64 {
