@@ -103,7 +103,7 @@ impl<'a, K: Reported> Draft<'a, K> {
         Ok(())
     }
 
-    /// Records a failure that says nothing about the state at Plivo, then writes.
+    /// Records a failure that tells nothing about the state at Plivo, then writes.
     pub async fn finish_unsynced(
         mut self,
         ctx: &Context,

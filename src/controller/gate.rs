@@ -1,6 +1,6 @@
 //! Keeps one failing Plivo account from taking every reconcile slot.
 //!
-//! While an account answers with errors worth retrying (429, 5xx, timeouts),
+//! While an account responds with errors worth retrying (429, 5xx, timeouts),
 //! its reconciles wait inside the Plivo client for back-off and Retry-After,
 //! each holding a worker slot. Once an account fails, at most a quarter of
 //! the slots serve it until it recovers; its other resources are requeued
@@ -25,7 +25,7 @@ pub type AccountKey = (Option<String>, Option<String>);
 pub enum Admission {
     /// The account is healthy: no limit.
     Open,
-    /// The account is failing and this reconcile holds one of its few slots.
+    /// The account is failing and this reconcile has one of its few slots.
     Limited(#[allow(dead_code)] OwnedSemaphorePermit),
     /// The account is failing and its slots are taken: try again later.
     Busy,
