@@ -9,7 +9,7 @@ use std::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
     Api, Client, Resource, ResourceExt,
-    runtime::{events::Recorder, reflector::Store},
+    runtime::{controller::Action, events::Recorder, reflector::Store},
 };
 
 use super::{ControllerMetrics, Settings, credentials};
@@ -109,6 +109,29 @@ impl Context {
             self.plivo.account(resolved.credentials),
             resolved.referenced,
         ))
+    }
+
+    /// Runs one reconcile of `object`, reporting its duration and result to
+    /// the metrics and resetting the error back-off after a success.
+    pub async fn measured<K, F>(
+        &self,
+        kind: &'static str,
+        object: &K,
+        reconcile: F,
+    ) -> Result<Action, super::Error>
+    where
+        K: Resource<DynamicType = ()>,
+        F: std::future::Future<Output = Result<Action, super::Error>>,
+    {
+        let started = std::time::Instant::now();
+        let result = reconcile.await;
+        let label = if result.is_ok() { "success" } else { "error" };
+        self.metrics
+            .reconcile_finished(kind, label, started.elapsed());
+        if result.is_ok() {
+            self.record_success(object);
+        }
+        result
     }
 
     /// Records a failed reconcile and returns how many failed in a row.

@@ -72,7 +72,7 @@ pub struct Harness {
     http: reqwest::Client,
 }
 
-/// A rented number the sandbox starts with.
+/// Builds a rented number the sandbox starts with.
 pub fn seed(number: &str, number_type: &str) -> SeedNumber {
     serde_json::from_value(json!({
         "account": AUTH_ID,
@@ -431,7 +431,7 @@ pub async fn create_credentials_secret(client: &Client, namespace: &str, name: &
         .expect("create credentials Secret");
 }
 
-/// A complete BusinessProfile manifest.
+/// Builds a complete BusinessProfile manifest.
 pub fn profile_manifest(name: &str, ein: &str) -> Value {
     json!({
         "apiVersion": "callerreputation.io/v1alpha1",
@@ -450,7 +450,7 @@ pub fn profile_manifest(name: &str, ein: &str) -> Value {
     })
 }
 
-/// A CallerReputationNumber manifest that references a BusinessProfile.
+/// Builds a CallerReputationNumber manifest that references a BusinessProfile.
 pub fn number_manifest(name: &str, number: &str, profile: &str) -> Value {
     json!({
         "apiVersion": "callerreputation.io/v1alpha1",

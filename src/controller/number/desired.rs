@@ -1,5 +1,5 @@
 //! Pure decisions about a CallerReputationNumber: whether Plivo needs an
-//! enable or a disable, what Plivo's answer means for the conditions, and
+//! enable or a disable, what Plivo's response means for the conditions, and
 //! when to look again. No I/O here.
 
 use std::time::Duration;
@@ -10,7 +10,7 @@ use crate::{
     plivo::{CallerReputationStatus, Number},
 };
 
-/// What the spec asks of the number at Plivo.
+/// The state the spec requests for the number at Plivo.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Desired {
     /// Enrolled with this enrollment (profile, callback, retry inputs).
@@ -94,8 +94,8 @@ fn retry_inputs(enrollment: &Enrollment) -> (&str, Option<i64>, Option<&str>) {
     )
 }
 
-/// Whether Plivo's state was in effect before and has since been undone
-/// outside the operator (disabled, or moved to another profile).
+/// Returns whether Plivo's state was in effect before and has since been
+/// undone outside the operator (disabled, or moved to another profile).
 pub fn was_undone(
     previous: Option<&CallerReputationState>,
     previous_profile: Option<&str>,

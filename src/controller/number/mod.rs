@@ -1,5 +1,5 @@
 //! Reconciler of `CallerReputationNumber`: enable Caller Reputation on the
-//! number with its profile, report what the carriers say, re-check on a
+//! number with its profile, report the carriers' decision, re-check on a
 //! schedule, and de-register the number when it is deleted.
 
 mod cleanup;
@@ -40,15 +40,8 @@ pub async fn reconcile(
     number: Arc<CallerReputationNumber>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    let started = std::time::Instant::now();
-    let result = dispatch(&number, &ctx).await;
-    let label = if result.is_ok() { "success" } else { "error" };
-    ctx.metrics
-        .reconcile_finished(KIND, label, started.elapsed());
-    if result.is_ok() {
-        ctx.record_success(number.as_ref());
-    }
-    result
+    ctx.measured(KIND, number.as_ref(), dispatch(&number, &ctx))
+        .await
 }
 
 async fn dispatch(number: &CallerReputationNumber, ctx: &Context) -> Result<Action, Error> {
@@ -563,7 +556,7 @@ fn conflicting_claim(
         .next()
 }
 
-/// The Plivo account of `number`, by where its credentials come from.
+/// Returns the Plivo account of `number`, keyed by where its credentials come from.
 fn account_key(number: &CallerReputationNumber, ctx: &Context) -> AccountKey {
     (
         number.namespace(),
@@ -571,7 +564,7 @@ fn account_key(number: &CallerReputationNumber, ctx: &Context) -> AccountKey {
     )
 }
 
-/// How many numbers the operator manages with the same credentials as `number`,
+/// Counts the numbers the operator manages with the same credentials as `number`,
 /// counted over the whole cache at most every few seconds.
 fn managed_in_account(number: &CallerReputationNumber, ctx: &Context) -> usize {
     let key = |n: &CallerReputationNumber| account_key(n, ctx);

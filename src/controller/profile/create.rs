@@ -23,7 +23,7 @@ pub struct Found {
 }
 
 impl Found {
-    /// The Ready message for a profile that matches the spec.
+    /// Returns the Ready message for a profile that matches the spec.
     pub fn message(&self) -> String {
         match self.reason {
             Reason::Created => format!("Created Plivo profile {}.", self.profile.profile_uuid),
@@ -36,9 +36,9 @@ impl Found {
     }
 }
 
-/// Why no profile could be found or created in this reconcile.
+/// The reason no profile could be found or created in this reconcile.
 pub enum Blocked {
-    /// The user has to act; the outcome says how.
+    /// The user has to act, and the outcome tells how.
     Outcome(Outcome),
     /// A retry may succeed.
     Retry(Error),
@@ -193,7 +193,7 @@ async fn create(
                 ..Profile::default()
             };
             let found = record(profile, ctx, status, created, Reason::Created).await?;
-            // The create response carries only the UUID; read the profile so the drift check sees Plivo's values.
+            // The create response carries only the UUID, so read the profile for the drift check to compare Plivo's values.
             let stored = account
                 .get_profile(&found.profile.profile_uuid)
                 .await
@@ -242,8 +242,8 @@ async fn record(
     })
 }
 
-/// The UUID of the Plivo profile this resource owns, looking it up when a
-/// create was interrupted before its UUID was recorded.
+/// Returns the UUID of the Plivo profile this resource owns, looking it up
+/// when a create was interrupted before its UUID was recorded.
 pub async fn owned_uuid(
     profile: &BusinessProfile,
     account: &Account,

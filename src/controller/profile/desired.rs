@@ -9,7 +9,7 @@ use crate::{
     plivo::{self, CreateProfile, Profile, UpdateProfile},
 };
 
-/// The wire string of a spec enum (its serde name, e.g. `NON_PROFIT`).
+/// Returns the wire string of a spec enum (its serde name, e.g. `NON_PROFIT`).
 fn wire<T: Serialize>(value: &T) -> String {
     match serde_json::to_value(value) {
         Ok(serde_json::Value::String(text)) => text,
@@ -67,7 +67,7 @@ pub fn create_request(profile: &BusinessProfile) -> Result<CreateProfile, &'stat
     })
 }
 
-/// How Plivo's profile differs from the spec.
+/// The differences between Plivo's profile and the spec.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Drift {
     /// Changes Plivo accepts on an existing profile.
@@ -204,7 +204,7 @@ fn same_contact(
         && digits(&desired.phone) == digits(&actual.phone)
 }
 
-/// Whether Plivo's profile `candidate` is the one an interrupted create of
+/// Returns whether Plivo's profile `candidate` is the one an interrupted create of
 /// this resource made: same EIN, the alias the create sent, and created no
 /// earlier than the intent was recorded (a minute of clock skew allowed).
 pub fn is_own_creation(intent: &crate::api::CreationIntent, candidate: &Profile) -> bool {

@@ -1,5 +1,5 @@
 //! Reconciler of `BusinessProfile`: find or create the Plivo profile, keep
-//! its fields in line with the spec, and delete it when the policy says so.
+//! its fields in line with the spec, and delete it when the deletion policy requests it.
 
 mod create;
 mod desired;
@@ -32,15 +32,8 @@ pub const KIND: &str = "BusinessProfile";
 
 /// Reconciles one BusinessProfile.
 pub async fn reconcile(profile: Arc<BusinessProfile>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = std::time::Instant::now();
-    let result = dispatch(&profile, &ctx).await;
-    let label = if result.is_ok() { "success" } else { "error" };
-    ctx.metrics
-        .reconcile_finished(KIND, label, started.elapsed());
-    if result.is_ok() {
-        ctx.record_success(profile.as_ref());
-    }
-    result
+    ctx.measured(KIND, profile.as_ref(), dispatch(&profile, &ctx))
+        .await
 }
 
 async fn dispatch(profile: &BusinessProfile, ctx: &Context) -> Result<Action, Error> {
@@ -195,7 +188,7 @@ async fn sync_fields(
     }
 }
 
-/// Whether the profile was checked at Plivo recently enough that a trigger
+/// Returns whether the profile was checked at Plivo recently enough that a trigger
 /// which changed nothing in it (a number added, a Secret touched) needs no Plivo call.
 fn is_fresh(profile: &BusinessProfile, ctx: &Context, draft: &Draft<'_>) -> bool {
     let Some(status) = &profile.status else {
@@ -210,12 +203,12 @@ fn is_fresh(profile: &BusinessProfile, ctx: &Context, draft: &Draft<'_>) -> bool
         && last_sync.0 + ctx.resync() > draft.now.0
 }
 
-/// How many CallerReputationNumbers reference this profile by name.
+/// Counts the CallerReputationNumbers that use this profile.
 fn count_numbers(profile: &BusinessProfile, ctx: &Context) -> i32 {
     users(profile, ctx).len() as i32
 }
 
-/// The CallerReputationNumbers that use this profile, by reference or by its UUID.
+/// Lists the CallerReputationNumbers that use this profile, by reference or by its UUID.
 fn users(profile: &BusinessProfile, ctx: &Context) -> Vec<String> {
     let namespace = profile.namespace();
     let name = profile.name_any();
