@@ -254,7 +254,8 @@ fn contains_code(message: &str, code: &str) -> bool {
     message.to_ascii_lowercase().contains(code)
 }
 
-/// Extracts Plivo's error text from any of the body shapes it uses, truncated to [`MAX_MESSAGE_BYTES`].
+/// Extracts Plivo's error text from any of the body shapes it uses, on one line and truncated
+/// to [`MAX_MESSAGE_BYTES`].
 ///
 /// Shapes: `{"error": "text"}`, `{"error": {"error": "text"}}`, `{"error_message": "text"}`,
 /// `{"message": "text"}`, `{}` or empty (no text), and non-JSON bodies such as a proxy's HTML page
@@ -262,9 +263,32 @@ fn contains_code(message: &str, code: &str) -> bool {
 pub(crate) fn error_message(body: &[u8]) -> String {
     let text = match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(value) => message_in(&value, 0).unwrap_or_default(),
-        Err(_) => String::from_utf8_lossy(body).trim().to_owned(),
+        Err(_) => String::from_utf8_lossy(body).into_owned(),
     };
-    truncate(text, MAX_MESSAGE_BYTES)
+    truncate(one_line(&text), MAX_MESSAGE_BYTES)
+}
+
+/// Turns every run of whitespace, control and bidirectional-override characters into one space,
+/// so that an error text cannot start a new log line or reorder what a terminal shows.
+fn one_line(text: &str) -> String {
+    let mut line = String::with_capacity(text.len().min(MAX_MESSAGE_BYTES * 2));
+    for word in text.split(|c: char| c.is_whitespace() || c.is_control() || is_bidi_control(c)) {
+        if word.is_empty() {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+        if line.len() > MAX_MESSAGE_BYTES {
+            break;
+        }
+    }
+    line
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 fn message_in(value: &serde_json::Value, depth: usize) -> Option<String> {
@@ -336,6 +360,15 @@ mod tests {
     fn message_of_empty_object_is_empty() {
         assert_eq!(error_message(b"{}"), "");
         assert_eq!(error_message(b""), "");
+    }
+
+    #[test]
+    fn hostile_text_is_kept_on_one_line() {
+        let body = br#"{"error":"bad\r\n2026-12-04T00:00:00Z INFO forged\u202e\tline\u0000end"}"#;
+        assert_eq!(
+            error_message(body),
+            "bad 2026-12-04T00:00:00Z INFO forged line end"
+        );
     }
 
     #[test]

@@ -97,7 +97,7 @@ pub struct SandboxArgs {
     #[arg(long = "fault-5xx-ratio", value_name = "RATIO", default_value_t = 0.0, value_parser = parse_ratio)]
     pub fault_5xx_ratio: f64,
 
-    /// Status of injected errors: 500, 502, 503 or 429.
+    /// Status of injected errors: 400, 429, 500, 502 or 503.
     #[arg(long, value_name = "CODE", default_value_t = 500, value_parser = parse_fault_status)]
     pub fault_status: u16,
 
@@ -135,7 +135,8 @@ Admin endpoints (JSON, no credentials):
                                                drop_ratio, drop_endpoint, latency_ms,
                                                latency_endpoint, commit_then_fail:
                                                {endpoint, ratio, status},
-                                               error_body_bytes, retry_after_s,
+                                               error_text, error_body_bytes,
+                                               retry_after_s,
                                                remaining}
   DELETE /_sandbox/faults/{account}
 Endpoint filters look like \"POST /Number/{number}/\" or \"/Profile/\".";
@@ -186,7 +187,7 @@ fn parse_ratio(text: &str) -> Result<f64, String> {
 fn parse_fault_status(text: &str) -> Result<u16, String> {
     match text.trim().parse::<u16>() {
         Ok(code) if ALLOWED_ERROR_STATUSES.contains(&code) => Ok(code),
-        _ => Err(format!("{text:?} is not one of 500, 502, 503 or 429")),
+        _ => Err(format!("{text:?} is not one of 400, 429, 500, 502 or 503")),
     }
 }
 

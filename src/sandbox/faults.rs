@@ -19,7 +19,7 @@ pub struct FaultConfig {
     /// Fraction (0.0 to 1.0) of matching requests that get `error_status`
     /// without being processed.
     pub error_ratio: f64,
-    /// Status of injected errors: 500, 502, 503 or 429; 500 when absent.
+    /// Status of injected errors: 400, 429, 500, 502 or 503; 500 when absent.
     pub error_status: Option<u16>,
     /// Endpoint filter for `error_ratio`.
     pub error_endpoint: Option<String>,
@@ -35,6 +35,9 @@ pub struct FaultConfig {
     /// Requests that are processed (and their change kept) but then get an
     /// error or a dropped connection.
     pub commit_then_fail: Option<CommitThenFail>,
+    /// Text of the `error` field of injected error bodies, in place of the
+    /// status's usual text. With `error_body_bytes` it is repeated to that size.
+    pub error_text: Option<String>,
     /// Size in bytes that injected error bodies are padded to.
     pub error_body_bytes: Option<usize>,
     /// `Retry-After` value, in seconds, sent with injected 429 and 503
@@ -88,14 +91,14 @@ pub struct FaultPlan {
 }
 
 /// Statuses an injected error may carry.
-pub const ALLOWED_ERROR_STATUSES: [u16; 4] = [500, 502, 503, 429];
+pub const ALLOWED_ERROR_STATUSES: [u16; 5] = [400, 429, 500, 502, 503];
 
 /// Reasons a [`FaultConfig`] is rejected.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum InvalidFault {
     #[error("{field} must be between 0.0 and 1.0, got {value}")]
     Ratio { field: &'static str, value: f64 },
-    #[error("{field} must be one of 500, 502, 503 or 429, got {value}")]
+    #[error("{field} must be one of 400, 429, 500, 502 or 503, got {value}")]
     Status { field: &'static str, value: u16 },
 }
 
@@ -201,6 +204,7 @@ pub fn endpoint_matches(filter: Option<&str>, endpoint: &str) -> bool {
 /// Returns the `error` text Plivo-style bodies carry for an injected status.
 pub fn error_text(status: u16) -> &'static str {
     match status {
+        400 => "invalid request",
         429 => "too many requests",
         502 => "bad gateway",
         503 => "service unavailable",

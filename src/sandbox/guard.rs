@@ -220,7 +220,10 @@ fn injected(
         Outcome::Drop => (
             Some(plivo_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "internal server error",
+                faults
+                    .error_text
+                    .as_deref()
+                    .unwrap_or("internal server error"),
                 faults.error_body_bytes,
             )),
             Served {
@@ -230,8 +233,11 @@ fn injected(
         ),
         Outcome::Status(code) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let mut response =
-                plivo_error(status, faults::error_text(code), faults.error_body_bytes);
+            let text = faults
+                .error_text
+                .as_deref()
+                .unwrap_or(faults::error_text(code));
+            let mut response = plivo_error(status, text, faults.error_body_bytes);
             if matches!(code, 429 | 503) {
                 response = with_retry_after(response, faults.retry_after_s);
             }
@@ -246,14 +252,15 @@ fn injected(
     }
 }
 
-/// Builds a Plivo error body, padded with spaces inside `error` to at least
-/// `min_bytes` when given.
+/// Builds a Plivo error body whose `error` is `message`, repeated (or padded
+/// with spaces when it is empty) to at least `min_bytes` when given.
 fn plivo_error(status: StatusCode, message: &str, min_bytes: Option<usize>) -> Response {
     let mut text = message.to_string();
-    if let Some(min_bytes) = min_bytes
-        && text.len() < min_bytes
-    {
-        text.push_str(&" ".repeat(min_bytes - text.len()));
+    if let Some(min_bytes) = min_bytes {
+        let filler = if message.is_empty() { " " } else { message };
+        while text.len() < min_bytes {
+            text.push_str(filler);
+        }
     }
     (
         status,
