@@ -234,6 +234,30 @@ fn invalid_cases() -> Vec<InvalidCase> {
             expected: "spec.number",
         },
         InvalidCase {
+            why: "a foreign number gets the E.164 message, not a length error",
+            kind: Kind::Number,
+            break_rule: |o| o["spec"]["number"] = json!("+442071838750"),
+            expected: "number must be a US number in E.164 form",
+        },
+        InvalidCase {
+            why: "no US area code starts with 0",
+            kind: Kind::Number,
+            break_rule: |o| o["spec"]["number"] = json!("+10005550100"),
+            expected: "spec.number",
+        },
+        InvalidCase {
+            why: "no US exchange starts with 1",
+            kind: Kind::Number,
+            break_rule: |o| o["spec"]["number"] = json!("+14151550100"),
+            expected: "spec.number",
+        },
+        InvalidCase {
+            why: "no EIN starts with 00",
+            kind: Kind::Profile,
+            break_rule: |o| o["spec"]["ein"] = json!("000000000"),
+            expected: "spec.ein",
+        },
+        InvalidCase {
             why: "a number names its profile only one way",
             kind: Kind::Number,
             break_rule: |o| {

@@ -148,7 +148,9 @@ pub struct BusinessProfileSpec {
     /// profile per EIN in an account.
     #[x_kube(
         validation = Rule::new("self.matches('^[0-9]{2}-?[0-9]{7}$')")
-            .message("ein must be 9 digits, written 123456789 or 12-3456789")
+            .message("ein must be 9 digits, written 123456789 or 12-3456789"),
+        validation = Rule::new("!self.startsWith('00')")
+            .message("ein cannot start with 00: the IRS issues no EIN with that prefix")
     )]
     #[schemars(length(max = 10))]
     pub ein: String,

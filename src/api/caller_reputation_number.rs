@@ -90,13 +90,15 @@ pub struct CallerReputationNumberSpec {
     /// It must be a US local or toll-free number on the Plivo account.
     /// Cannot be changed; create another CallerReputationNumber instead.
     #[x_kube(
-        validation = Rule::new("self.matches('^[+]1[0-9]{10}$')")
-            .message("number must be a US number in E.164 form: +1 and 10 digits, e.g. +14155550100"),
+        validation = Rule::new("self.matches('^[+]1[2-9][0-9]{2}[2-9][0-9]{6}$')")
+            .message("number must be a US number in E.164 form: +1 and 10 digits, with an area code and exchange that start with 2 to 9, e.g. +14155550100"),
         validation = Rule::new("self == oldSelf")
             .message("number cannot be changed; create another CallerReputationNumber instead")
             .reason(Reason::FieldValueForbidden),
     )]
-    #[schemars(length(max = 12))]
+    // E.164 allows up to 15 digits after the `+`. Room for them lets a foreign
+    // number reach the rule above, whose message describes a valid value.
+    #[schemars(length(max = 16))]
     pub number: String,
 
     /// BusinessProfile in this namespace whose Plivo profile the number is

@@ -17,7 +17,7 @@ pub struct Ein {
 /// The reason a string is not an EIN.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 #[error(
-    "EIN {value:?} is invalid: write 9 digits, optionally with a dash after the second (12-3456789)"
+    "EIN {value:?} is invalid: write 9 digits that do not start with 00, optionally with a dash after the second (12-3456789)"
 )]
 pub struct EinError {
     value: String,
@@ -28,14 +28,18 @@ impl Ein {
     ///
     /// # Errors
     /// Returns [`EinError`] for anything else, including a dash in another
-    /// position, spaces, or a number of digits other than 9.
+    /// position, spaces, a number of digits other than 9, or the prefix 00,
+    /// which the IRS never assigns.
     pub fn parse(value: &str) -> Result<Self, EinError> {
         let digits = match value.split_once('-') {
             Some((prefix, rest)) if prefix.len() == 2 => format!("{prefix}{rest}"),
             Some(_) => return Err(EinError::new(value)),
             None => value.to_owned(),
         };
-        if digits.len() != 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        if digits.len() != 9
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+            || digits.starts_with("00")
+        {
             return Err(EinError::new(value));
         }
         Ok(Self { digits })
@@ -95,6 +99,8 @@ mod tests {
             ("12-345678a", "a letter"),
             ("", "empty"),
             ("１23456789", "a non-ASCII digit"),
+            ("000000000", "the prefix 00"),
+            ("00-1234567", "the prefix 00 with a dash"),
         ];
         for (value, why) in cases {
             assert!(Ein::parse(value).is_err(), "{why}: {value:?} was accepted");

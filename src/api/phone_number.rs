@@ -9,7 +9,9 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
-/// A US phone number in E.164 form: `+1` followed by exactly 10 ASCII digits.
+/// A US phone number in E.164 form: `+1` followed by exactly 10 ASCII digits, where
+/// the area code and the exchange (the first and the fourth digit) are 2 to 9, as the
+/// North American Numbering Plan requires.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PhoneNumber {
     // The 10 national digits, without the `+1` country code.
@@ -34,6 +36,11 @@ pub enum PhoneNumberError {
         "phone number {value:?} may contain only digits after +1 (no spaces, dashes or brackets)"
     )]
     NotDigits { value: String },
+    /// The area code or the exchange starts with 0 or 1, which no US number does.
+    #[error(
+        "phone number {value:?} is not a US number: the area code and the exchange (the 1st and 4th digits after +1) must start with 2 to 9 (e.g. +14155550100)"
+    )]
+    NotNanp { value: String },
 }
 
 impl PhoneNumber {
@@ -41,7 +48,8 @@ impl PhoneNumber {
     ///
     /// # Errors
     /// Returns a [`PhoneNumberError`] naming the value when it lacks the `+1`
-    /// prefix, has other than 10 digits after it, or contains non-digits.
+    /// prefix, has other than 10 digits after it, contains non-digits, or has
+    /// an area code or exchange starting with 0 or 1.
     pub fn parse(value: &str) -> Result<Self, PhoneNumberError> {
         let Some(national) = value.strip_prefix("+1") else {
             return Err(PhoneNumberError::MissingCountryCode {
@@ -57,6 +65,12 @@ impl PhoneNumber {
             return Err(PhoneNumberError::WrongLength {
                 value: value.to_owned(),
                 found: national.chars().count(),
+            });
+        }
+        let leads_with_2_to_9 = |index: usize| matches!(national.as_bytes()[index], b'2'..=b'9');
+        if !leads_with_2_to_9(0) || !leads_with_2_to_9(3) {
+            return Err(PhoneNumberError::NotNanp {
+                value: value.to_owned(),
             });
         }
         Ok(Self {
@@ -159,6 +173,25 @@ mod tests {
                 "{value:?} was accepted or gave another error"
             );
         }
+    }
+
+    #[test]
+    fn non_nanp_number_is_rejected() {
+        for value in [
+            "+10005550100",
+            "+11415550100",
+            "+14150550100",
+            "+14151550100",
+        ] {
+            assert_eq!(
+                PhoneNumber::parse(value),
+                Err(PhoneNumberError::NotNanp {
+                    value: value.into()
+                }),
+                "{value:?}"
+            );
+        }
+        assert!(PhoneNumber::parse("+18002000100").is_ok());
     }
 
     #[test]
