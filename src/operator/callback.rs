@@ -24,7 +24,10 @@
 //!   starting), because only the leader reconciles. Plivo retries callbacks
 //!   that do not get a 200.
 
-use std::sync::Arc;
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
 
 use axum::{
     Router,
@@ -51,6 +54,48 @@ const V3_SIGNATURE_HEADERS: [&str; 2] = ["x-plivo-signature-v3", "x-plivo-signat
 const V3_NONCE_HEADER: &str = "x-plivo-signature-v3-nonce";
 const V2_SIGNATURE_HEADERS: [&str; 2] = ["x-plivo-signature-v2", "x-plivo-signature-ma-v2"];
 const V2_NONCE_HEADER: &str = "x-plivo-signature-v2-nonce";
+
+/// Warnings about rejected callbacks, at most one per interval, so that a flood of forged
+/// requests cannot flood the log. The `caller_reputation_callbacks` metric counts every one.
+static REJECTION_WARNINGS: Throttle = Throttle::new(Duration::from_secs(60));
+
+/// Admits one event per `interval` and counts the events it held back.
+struct Throttle {
+    interval: Duration,
+    state: Mutex<ThrottleState>,
+}
+
+struct ThrottleState {
+    last: Option<Instant>,
+    held_back: u64,
+}
+
+impl Throttle {
+    const fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            state: Mutex::new(ThrottleState {
+                last: None,
+                held_back: 0,
+            }),
+        }
+    }
+
+    /// Returns the number of events held back since the last admitted one when
+    /// the event at `now` is admitted, and `None` when it is held back.
+    fn admit(&self, now: Instant) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let due = state
+            .last
+            .is_none_or(|last| now.saturating_duration_since(last) >= self.interval);
+        if !due {
+            state.held_back += 1;
+            return None;
+        }
+        state.last = Some(now);
+        Some(std::mem::take(&mut state.held_back))
+    }
+}
 
 /// Shared state of the callback endpoint.
 #[derive(Clone)]
@@ -120,8 +165,14 @@ async fn receive(
             if rejection == Rejection::NotLeader {
                 // Expected while standing by; Plivo retries and may reach the leader.
                 tracing::debug!(reason = rejection.label(), "Rejected status callback");
+            } else if let Some(held_back) = REJECTION_WARNINGS.admit(Instant::now()) {
+                tracing::warn!(
+                    reason = rejection.label(),
+                    rejections_since_last_warning = held_back,
+                    "Rejected status callback; further rejections within 60 s are logged at debug level"
+                );
             } else {
-                tracing::warn!(reason = rejection.label(), "Rejected status callback");
+                tracing::debug!(reason = rejection.label(), "Rejected status callback");
             }
             let mut response = rejection.status().into_response();
             if rejection == Rejection::NotLeader {

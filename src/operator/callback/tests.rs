@@ -584,3 +584,15 @@ fn masked_number_keeps_last_four_digits() {
     assert_eq!(mask_number("14155550100"), "*******0100");
     assert_eq!(mask_number("12"), "12");
 }
+
+#[test]
+fn throttle_admits_one_warning_per_interval() {
+    let throttle = Throttle::new(Duration::from_secs(60));
+    let start = Instant::now();
+
+    assert_eq!(throttle.admit(start), Some(0));
+    assert_eq!(throttle.admit(start + Duration::from_secs(1)), None);
+    assert_eq!(throttle.admit(start + Duration::from_secs(59)), None);
+    assert_eq!(throttle.admit(start + Duration::from_secs(60)), Some(2));
+    assert_eq!(throttle.admit(start + Duration::from_secs(61)), None);
+}
