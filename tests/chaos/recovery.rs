@@ -1,5 +1,6 @@
-//! Recovery: the kube-apiserver restarts under a running operator. A change made after the
-//! restart is reconciled within seconds, and the watches' relist sends no Plivo write.
+//! Recovery: the kube-apiserver restarts under a running operator. Its watches expire (410)
+//! and relist. A change made after the restart is reconciled within seconds, and the relist
+//! sends no Plivo write.
 //!
 //! Restarting the shared control plane would disturb the other tests, so this test starts its
 //! own through `hack/control-plane.sh` in a temporary directory and stops it at the end.
@@ -195,6 +196,13 @@ async fn apiserver_restart_costs_no_plivo_write() {
     let writes_after = writes(&sandbox);
     let requests_after = sandbox.requests().len();
     let state = sandbox.state();
+    // Each watch resumes from a resourceVersion older than the new apiserver's watch cache, so
+    // it gets 410 Expired and relists. The restart therefore also covers an expired watch.
+    let expired_watches = operator
+        .output()
+        .iter()
+        .filter(|line| line.contains("Watch failed; retrying") && line.contains("Expired"))
+        .count();
     let lines = operator.finish(&[AUTH_TOKEN]);
 
     assert_eq!(
@@ -206,13 +214,17 @@ async fn apiserver_restart_costs_no_plivo_write() {
         assert_eq!(state.counters[&digits(phone)].enable_requests, 1, "{phone}");
     }
     assert!(
+        expired_watches > 0,
+        "no watch got 410 Expired over the restart, so the relist after it went untested"
+    );
+    assert!(
         reconciled_after < Duration::from_secs(10),
         "the change after the restart was reconciled after {reconciled_after:?}, not within 10 s"
     );
     println!(
         "chaos: apiserver-restart: restart={restart:.1?} change-reconciled-after={reconciled_after:.1?} \
          plivo-requests-over-restart={} plivo-writes-over-restart={} (the new number's enable) \
-         enables-per-number=1 log-lines={lines}",
+         enables-per-number=1 expired-watches={expired_watches} log-lines={lines}",
         requests_after - requests_before,
         writes_after - writes_before
     );
