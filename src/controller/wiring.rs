@@ -263,9 +263,9 @@ where
 /// Trigger back-off of every controller: none, because each trigger stream backs
 /// off on its own.
 ///
-/// A `Controller` otherwise applies one back-off (0.8 s doubling to 30 s, reset
-/// only by an object passing through) to all its triggers together, so any watch
-/// error pauses every trigger. After an apiserver restart each watch fails a few
+/// A kube-runtime 5 `Controller` otherwise applies one back-off (0.8 s doubling to
+/// 30 s, reset by an object passing through or after 120 s without an error) to all
+/// its triggers together, so any watch error pauses every trigger. After an apiserver restart each watch fails a few
 /// times: connection refused, then one 410 Expired. The shared pause therefore
 /// grew past 10 s and held back events of watches that had already recovered.
 struct NoPause;
