@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use futures::{FutureExt, StreamExt, future::join_all};
+use futures::{FutureExt, Stream, StreamExt, future::join_all};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Client, Resource, ResourceExt,
@@ -21,9 +21,11 @@ use kube::{
         controller::Action,
         events::Reporter,
         reflector::{self, ObjectRef},
+        utils::Backoff,
         watcher,
     },
 };
+use serde::de::DeserializeOwned;
 
 use super::{
     CallbackHub, Context, ControllerMetrics, Error, Settings, WatchNamespaces, context::Caches,
@@ -123,18 +125,19 @@ pub async fn run(
                     .clone()
                     .debounce(Duration::from_millis(500)),
             )
-            .watches(
-                api::<CallerReputationNumber>(&client, scope),
-                config.clone(),
+            .trigger_backoff(NoPause)
+            .watches_stream(
+                trigger(
+                    api::<CallerReputationNumber>(&client, scope),
+                    config.clone(),
+                ),
                 profile_of_number,
             )
             .watches_stream(
-                watcher(
+                trigger(
                     api::<PartialObjectMeta<Secret>>(&client, scope),
                     watcher::Config::default(),
-                )
-                .backoff(watch_backoff())
-                .touched_objects(),
+                ),
                 {
                     let ctx = ctx.clone();
                     move |secret| profiles_using_secret(&ctx, &secret)
@@ -147,10 +150,9 @@ pub async fn run(
 
         let numbers = Controller::for_stream(number_stream, number_reader)
             .with_config(controller_config.clone())
+            .trigger_backoff(NoPause)
             .watches_stream(
-                watcher(api::<BusinessProfile>(&client, scope), config.clone())
-                    .backoff(watch_backoff())
-                    .touched_objects()
+                trigger(api::<BusinessProfile>(&client, scope), config.clone())
                     .predicate_filter(profile_trigger, Default::default()),
                 {
                     let ctx = ctx.clone();
@@ -158,12 +160,10 @@ pub async fn run(
                 },
             )
             .watches_stream(
-                watcher(
+                trigger(
                     api::<PartialObjectMeta<Secret>>(&client, scope),
                     watcher::Config::default(),
-                )
-                .backoff(watch_backoff())
-                .touched_objects(),
+                ),
                 {
                     let ctx = ctx.clone();
                     move |secret| numbers_using_secret(&ctx, &secret)
@@ -177,15 +177,24 @@ pub async fn run(
 
         let secret_config =
             watcher::Config::default().labels(&format!("{}=true", credentials::SECRET_LABEL));
-        let releases = Controller::new(api::<Secret>(&client, scope), secret_config)
-            .watches(
-                api::<BusinessProfile>(&client, scope),
-                config.clone(),
+        let (secret_reader, secret_writer) = reflector::store();
+        let secret_stream = reflector::reflector(
+            secret_writer,
+            watcher(api::<Secret>(&client, scope), secret_config),
+        )
+        .backoff(watch_backoff())
+        .applied_objects();
+        let releases = Controller::for_stream(secret_stream, secret_reader)
+            .trigger_backoff(NoPause)
+            .watches_stream(
+                trigger(api::<BusinessProfile>(&client, scope), config.clone()),
                 |profile| secret_of_profile(&profile),
             )
-            .watches(
-                api::<CallerReputationNumber>(&client, scope),
-                config.clone(),
+            .watches_stream(
+                trigger(
+                    api::<CallerReputationNumber>(&client, scope),
+                    config.clone(),
+                ),
                 {
                     let ctx = ctx.clone();
                     move |resource| secret_of_number(&ctx, &resource)
@@ -224,16 +233,53 @@ fn slim<K: Resource>(object: &mut K) {
     }
 }
 
-/// Back-off between failed watch or list calls: kube-runtime's default grows
-/// to 30 s, which after an apiserver restart delays recovery by half a minute.
+/// Back-off of one watch between its failed list or watch calls. With the jitter a
+/// retry waits at most 2 s, so a watch relists within seconds of the apiserver
+/// coming back, also after the 410 Expired that follows each restart. The default
+/// of kube-runtime 5 grows to 30 s, and to 60 s with its jitter.
 fn watch_backoff() -> watcher::ExponentialBackoff {
     backon::ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(500))
-        .with_max_delay(Duration::from_secs(5))
+        .with_max_delay(Duration::from_secs(1))
         .with_factor(2.0)
         .with_jitter()
         .without_max_times()
         .into()
+}
+
+/// Watches `api` as a controller trigger, retrying on its own back-off.
+fn trigger<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    watcher(api, config)
+        .backoff(watch_backoff())
+        .touched_objects()
+}
+
+/// Trigger back-off of every controller: none, because each trigger stream backs
+/// off on its own.
+///
+/// A kube-runtime 5 `Controller` otherwise applies one back-off (0.8 s doubling to
+/// 30 s, reset by an object passing through or after 120 s without an error) to all
+/// its triggers together, so any watch error pauses every trigger. After an apiserver restart each watch fails a few
+/// times: connection refused, then one 410 Expired. The shared pause therefore
+/// grew past 10 s and held back events of watches that had already recovered.
+struct NoPause;
+
+impl Iterator for NoPause {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        Some(Duration::ZERO)
+    }
+}
+
+impl Backoff for NoPause {
+    fn reset(&mut self) {}
 }
 
 fn hash_of(value: impl Hash) -> u64 {
