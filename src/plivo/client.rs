@@ -303,6 +303,12 @@ impl Account {
                     body,
                 } => {
                     let retry_after = retry::retry_after(&headers);
+                    if let Some(after) = retry_after
+                        && (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error())
+                    {
+                        // Retry-After applies to the whole account, not only to this request.
+                        self.limiter.pause_for(after);
+                    }
                     let allowed = retry::may_retry(call.idempotency, Outcome::Status(status));
                     let error =
                         Error::from_response(call.operation.clone(), status, retry_after, &body);

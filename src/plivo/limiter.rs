@@ -15,17 +15,24 @@
 //! NOTE: a request abandoned by a client timeout may still reach Plivo after its permit's window
 //! started; the bound assumes such late deliveries do not happen.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-/// N permits per sliding window, shared by every request of one Plivo account.
+/// Maximum pause that one `Retry-After` imposes on a whole account. A longer value is cut to this,
+/// so that a wrong or hostile header cannot stop an account's reconciles for hours. The next
+/// refusal pauses the account again.
+pub(crate) const MAX_ACCOUNT_PAUSE: Duration = Duration::from_secs(60);
+
+/// N permits per sliding window, shared by every request of one Plivo account, and the instant
+/// before which Plivo asked the account to send nothing.
 #[derive(Debug)]
 pub(crate) struct WindowLimiter {
     permits: Arc<Semaphore>,
     window: Duration,
+    paused_until: Mutex<Option<Instant>>,
 }
 
 /// Permission to send one request; dropping it returns the permit one window later.
@@ -41,26 +48,65 @@ impl WindowLimiter {
         Self {
             permits: Arc::new(Semaphore::new(requests as usize)),
             window,
+            paused_until: Mutex::new(None),
         }
     }
 
-    /// Waits until one more request fits into the window and returns its slot and the time waited
-    /// (zero when a permit was free).
-    pub(crate) async fn acquire(&self) -> (Slot, Duration) {
-        let slot = |permit| Slot {
-            permit: Some(permit),
-            window: self.window,
-        };
-        if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
-            return (slot(permit), Duration::ZERO);
+    /// Holds every request of the account until `delay` (at most [`MAX_ACCOUNT_PAUSE`]) has
+    /// passed, as a `Retry-After` header requests. An earlier end than a pause already set changes
+    /// nothing.
+    pub(crate) fn pause_for(&self, delay: Duration) {
+        let until = Instant::now() + delay.min(MAX_ACCOUNT_PAUSE);
+        let mut paused_until = self
+            .paused_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if paused_until.is_none_or(|current| current < until) {
+            *paused_until = Some(until);
         }
+    }
+
+    /// Waits until the account's pause is over and one more request fits into the window, and
+    /// returns its slot and the time waited (zero when a permit was free at once).
+    pub(crate) async fn acquire(&self) -> (Slot, Duration) {
         let started = Instant::now();
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            // No code path calls `close` on the semaphore, so acquiring cannot fail.
-            .expect("limiter semaphore is never closed");
-        (slot(permit), started.elapsed())
+        loop {
+            self.wait_out_pause().await;
+            let permit = match Arc::clone(&self.permits).try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => Arc::clone(&self.permits)
+                    .acquire_owned()
+                    .await
+                    // No code path calls `close` on the semaphore, so acquiring cannot fail.
+                    .expect("limiter semaphore is never closed"),
+            };
+            // A refusal that arrived while this request waited for a permit pauses it too. The
+            // permit goes back at once because no request was sent with it.
+            if self.pause_end().is_some() {
+                drop(permit);
+                continue;
+            }
+            let slot = Slot {
+                permit: Some(permit),
+                window: self.window,
+            };
+            return (slot, started.elapsed());
+        }
+    }
+
+    async fn wait_out_pause(&self) {
+        while let Some(until) = self.pause_end() {
+            tokio::time::sleep_until(until).await;
+        }
+    }
+
+    /// Returns the end of the account's pause while it lasts.
+    fn pause_end(&self) -> Option<Instant> {
+        let paused_until = *self
+            .paused_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        paused_until.filter(|until| *until > Instant::now())
     }
 }
 
@@ -128,6 +174,49 @@ mod tests {
         assert_eq!(granted[299] - start, Duration::ZERO);
         assert_eq!(granted[300] - start, Duration::from_millis(5030));
         assert_eq!(waited_count, 100);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_pauses_every_request_of_the_account() {
+        let limiter = Arc::new(WindowLimiter::new(10, Duration::from_secs(5)));
+        let start = Instant::now();
+        limiter.pause_for(Duration::from_secs(3));
+        limiter.pause_for(Duration::from_secs(1));
+
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let limiter = Arc::clone(&limiter);
+                tokio::spawn(async move {
+                    let (_slot, waited) = limiter.acquire().await;
+                    waited
+                })
+            })
+            .collect();
+        for waiter in waiters {
+            assert_eq!(waiter.await.unwrap(), Duration::from_secs(3));
+        }
+        assert_eq!(Instant::now() - start, Duration::from_secs(3));
+
+        limiter.pause_for(Duration::from_secs(3600));
+        let (_slot, waited) = limiter.acquire().await;
+        assert_eq!(waited, MAX_ACCOUNT_PAUSE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pause_holds_waiting_request() {
+        let limiter = Arc::new(WindowLimiter::new(1, Duration::from_secs(5)));
+        let start = Instant::now();
+        let (slot, _) = limiter.acquire().await;
+        let waiter = {
+            let limiter = Arc::clone(&limiter);
+            tokio::spawn(async move { limiter.acquire().await.1 })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        limiter.pause_for(Duration::from_secs(10));
+        drop(slot);
+
+        assert_eq!(waiter.await.unwrap(), Duration::from_secs(11));
+        assert_eq!(Instant::now() - start, Duration::from_secs(11));
     }
 
     #[tokio::test(start_paused = true)]

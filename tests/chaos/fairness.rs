@@ -1,11 +1,12 @@
 //! Fairness: one Plivo account drowning in 503s with hundreds of resources does not hold up
-//! another account's creates by more than a few seconds.
+//! another account's creates and deletes by more than a few seconds, and the drowning account
+//! gets no request while Plivo's `Retry-After` lasts.
 
 use std::time::{Duration, Instant};
 
-use caller_reputation_operator::sandbox::{FaultConfig, SeedNumber};
+use caller_reputation_operator::sandbox::{FaultConfig, RequestRecord, SeedNumber};
 use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
+use kube::{Api, api::DeleteParams};
 use serde_json::json;
 
 use crate::{
@@ -20,6 +21,36 @@ const NOISY_NUMBERS: usize = 200;
 const BOUND: Duration = Duration::from_secs(10);
 /// How long the test measures before it gives up.
 const MEASURE_LIMIT: Duration = Duration::from_secs(120);
+/// `Retry-After` the failing account's 503s carry.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Time after a 503 arrived in which requests the operator had already sent may still arrive.
+const IN_FLIGHT: Duration = Duration::from_millis(250);
+
+/// Requests of `account` that arrived after the first `IN_FLIGHT` and within `RETRY_AFTER` of a
+/// 503 response to the same account.
+fn sent_during_retry_after(records: &[RequestRecord], account: &str) -> Vec<String> {
+    let arrivals: Vec<(jiff::Timestamp, u16, &str)> = records
+        .iter()
+        .filter(|r| r.account == account)
+        .map(|r| {
+            let at: jiff::Timestamp = r.time.parse().expect("RFC 3339 request time");
+            (at, r.status, r.endpoint.as_str())
+        })
+        .collect();
+    let mut early = Vec::new();
+    for (refused_at, _, _) in arrivals.iter().filter(|(_, status, _)| *status == 503) {
+        let quiet_from = *refused_at + IN_FLIGHT;
+        let quiet_until = *refused_at + RETRY_AFTER;
+        for (at, status, endpoint) in &arrivals {
+            if *at > quiet_from && *at < quiet_until {
+                early.push(format!(
+                    "{endpoint} -> {status} at {at}, 503 at {refused_at}"
+                ));
+            }
+        }
+    }
+    early
+}
 
 // Regression: the failing account's reconciles once held every worker slot while they
 // waited out Retry-After, and the other account's numbers did not start within two minutes.
@@ -43,7 +74,7 @@ async fn a_failing_account_does_not_delay_another() {
         FaultConfig {
             error_ratio: 1.0,
             error_status: Some(503),
-            retry_after_s: Some(1),
+            retry_after_s: Some(RETRY_AFTER.as_secs()),
             ..FaultConfig::default()
         },
     );
@@ -116,21 +147,45 @@ async fn a_failing_account_does_not_delay_another() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let numbers_after = started.elapsed();
-    let refused = rig
-        .sandbox
-        .requests()
+
+    let deleted = Instant::now();
+    numbers_api
+        .delete("quiet0", &DeleteParams::default())
+        .await
+        .expect("delete quiet0");
+    while numbers_api.get_opt("quiet0").await.ok().flatten().is_some()
+        && deleted.elapsed() < MEASURE_LIMIT
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let delete_after = deleted.elapsed();
+
+    let records = rig.sandbox.requests();
+    let refused = records
         .iter()
         .filter(|r| r.account == AUTH_ID && r.status == 503)
         .count();
+    let early = sent_during_retry_after(&records, AUTH_ID);
     let lines = operator.finish(&[AUTH_TOKEN, QUIET_TOKEN]);
 
     assert!(
         numbers_after < BOUND,
         "the quiet account took {numbers_after:?} while the other drowned"
     );
+    assert!(
+        delete_after < BOUND,
+        "deleting a quiet number took {delete_after:?} while the other account drowned"
+    );
+    assert!(refused > 0, "the failing account got no 503 at all");
+    assert!(
+        early.is_empty(),
+        "{} requests reached the failing account during its Retry-After: {early:#?}",
+        early.len()
+    );
     println!(
-        "chaos: fairness: noisy-resources={} noisy-503s={refused} quiet-profile-created-after={profile_after:.1?} \
-         quiet-numbers-pending-after={numbers_after:.1?} (bound {BOUND:?}) log-lines={lines}",
+        "chaos: fairness: noisy-resources={} noisy-503s={refused} requests-during-retry-after=0 \
+         quiet-profile-created-after={profile_after:.1?} quiet-numbers-pending-after={numbers_after:.1?} \
+         quiet-number-deleted-after={delete_after:.1?} (bound {BOUND:?}) log-lines={lines}",
         NOISY_NUMBERS + 1
     );
     rig.sandbox.shutdown().await;
