@@ -159,11 +159,16 @@ pub fn disabled_outcome(observed: &Number) -> Outcome {
     }
 }
 
+/// Delay between checks of a number that the Plivo account does not rent. Renting it
+/// happens outside the cluster, so no watch event announces it.
+pub const NOT_FOUND_RECHECK: Duration = Duration::from_secs(5 * 60);
+
 /// Delay before the next check at Plivo, or `None` to wait for a change.
 ///
 /// `PENDING` is re-checked with a doubling delay between `min` and `max`
-/// (activation can take two business days); a state that only a user can
-/// change waits for that change.
+/// (activation can take two business days). A number the account does not
+/// rent is re-checked every [`NOT_FOUND_RECHECK`] (or `resync`, if shorter).
+/// A state that only a change of the resource can alter waits for that change.
 pub fn next_check(
     outcome: &Outcome,
     previous_interval: Option<Duration>,
@@ -176,6 +181,7 @@ pub fn next_check(
             Some(previous) => previous.saturating_mul(2).clamp(min, max),
             None => min,
         }),
+        Reason::NumberNotFound => Some(NOT_FOUND_RECHECK.min(resync)),
         Reason::NotEligible | Reason::InvalidProfile => None,
         _ => Some(resync),
     }

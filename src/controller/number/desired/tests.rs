@@ -222,3 +222,18 @@ fn ineligible_number_waits_for_a_change() {
     );
     assert_eq!(delay, None);
 }
+
+#[test]
+fn number_not_rented_is_checked_again_within_minutes() {
+    let outcome = Outcome::blocked(Reason::NumberNotFound, "not rented");
+    let hour = Duration::from_secs(3600);
+    assert_eq!(
+        next_check(&outcome, None, hour, hour, hour),
+        Some(NOT_FOUND_RECHECK)
+    );
+    let short_resync = Duration::from_secs(30);
+    assert_eq!(
+        next_check(&outcome, None, hour, hour, short_resync),
+        Some(short_resync)
+    );
+}
