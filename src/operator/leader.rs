@@ -19,6 +19,10 @@
 //!   replica may take the Lease, too little to drain safely.
 //! - On shutdown the leader drains its controllers while it keeps renewing,
 //!   then releases the Lease.
+//! - The controllers' writes pass a [`Fence`] that each renewal keeps open
+//!   for [`fence_validity`]; stepping down closes it. A leader that was
+//!   paused past its Lease therefore sends nothing when it resumes, even
+//!   before this loop notices the loss.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -37,6 +41,7 @@ use super::{
     shutdown::ShutdownSignal,
     term::{Drained, Launcher, Term},
 };
+use crate::fence::Fence;
 
 /// How long releasing the Lease may take at shutdown before the process exits
 /// without it; the Lease then expires on its own.
@@ -62,6 +67,8 @@ pub struct Controllers {
     pub metrics: Arc<Metrics>,
     /// How long in-flight reconciles may run after shutdown is requested.
     pub shutdown_timeout: Duration,
+    /// Fence of the controllers' clients, closed whenever this replica stops leading.
+    pub fence: Fence,
 }
 
 impl Controllers {
@@ -72,6 +79,7 @@ impl Controllers {
     }
 
     fn stepped_down(&self, role: Role) {
+        self.fence.close();
         self.readiness.set_ready(false);
         self.readiness.set_role(role);
         self.metrics.set_leader(false);
@@ -209,6 +217,19 @@ async fn build_manager(
 /// default 15 s Lease the holder renews every 10 s.
 fn grace_seconds(duration: u64) -> u64 {
     (duration / 3).max(1)
+}
+
+/// Returns how long one accepted acquire or renewal keeps the [`Fence`] open,
+/// counted from when it was sent: the Lease duration minus half the grace.
+///
+/// The holder renews `grace` before expiry, so a renewal that completes
+/// within half the grace keeps the fence open without a gap. The other half
+/// is the safety margin: it must cover the clock skew between replicas and
+/// the time a Plivo request needs to arrive after its fence check. A 15 s
+/// Lease gives 12.5 s, a 3 s Lease 2.5 s.
+pub fn fence_validity(lease_duration: Duration) -> Duration {
+    let grace = Duration::from_secs(grace_seconds(lease_duration.as_secs()));
+    lease_duration.saturating_sub(grace / 2)
 }
 
 enum Participation {
@@ -367,6 +388,7 @@ mod tests {
             readiness: Arc::new(Readiness::default()),
             metrics: Arc::new(Metrics::new()),
             shutdown_timeout: Duration::from_secs(30),
+            fence: Fence::unelected(),
         }
     }
 
@@ -375,6 +397,29 @@ mod tests {
         assert_eq!(grace_seconds(15), 5);
         assert_eq!(grace_seconds(3), 1);
         assert_eq!(grace_seconds(4), 1);
+    }
+
+    #[test]
+    fn fence_closes_before_a_standby_may_take_over() {
+        assert_eq!(
+            fence_validity(Duration::from_secs(15)),
+            Duration::from_millis(12_500)
+        );
+        assert_eq!(
+            fence_validity(Duration::from_secs(3)),
+            Duration::from_millis(2_500)
+        );
+    }
+
+    #[test]
+    fn fence_outlasts_the_renewal_interval() {
+        for seconds in [3, 4, 15, 60] {
+            let duration = Duration::from_secs(seconds);
+            let renews_after = duration - Duration::from_secs(grace_seconds(seconds));
+
+            assert!(fence_validity(duration) > renews_after, "{seconds} s Lease");
+            assert!(fence_validity(duration) < duration, "{seconds} s Lease");
+        }
     }
 
     #[tokio::test(start_paused = true)]
