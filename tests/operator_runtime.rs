@@ -648,3 +648,75 @@ fn drop_both(first: &mut Operator, second: &mut Operator) {
     let _ = first.child.kill();
     let _ = second.child.kill();
 }
+
+/// Returns the Lease's renewTime, if the Lease exists and has one.
+async fn lease_renew_time(
+    leases: &kube::Api<Lease>,
+    name: &str,
+) -> Option<k8s_openapi::jiff::Timestamp> {
+    leases
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|lease| lease.spec)
+        .and_then(|spec| spec.renew_time)
+        .map(|time| time.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_under_same_identity_renews_at_once() {
+    // Long enough that the library's own first renewal (after two thirds of
+    // the duration) cannot be mistaken for the one checked here.
+    const LEASE_SECONDS: u64 = 15;
+    let cluster = support::cluster().await;
+    let namespace = support::namespace("leader-restart").await;
+    let leases = kube::Api::<Lease>::namespaced(namespace.client.clone(), &namespace.name);
+    let mut first = start_candidate_with_lease(
+        &cluster.kubeconfig,
+        &namespace.name,
+        "operator-a",
+        LEASE_SECONDS,
+    );
+    let address = first.http_address();
+    support::eventually("operator-a to lead", Duration::from_secs(30), || async {
+        let is_holder = lease_holder(&leases, LEASE_NAME).await.as_deref() == Some("operator-a");
+        (is_holder && leader_gauge(address) == Some(1.0)).then_some(())
+    })
+    .await;
+
+    first.child.kill().expect("SIGKILL is sent");
+    first.child.wait().expect("the killed operator is reaped");
+    let renewed_before = lease_renew_time(&leases, LEASE_NAME)
+        .await
+        .expect("the Lease has a renewTime");
+    let restarted = start_candidate_with_lease(
+        &cluster.kubeconfig,
+        &namespace.name,
+        "operator-a",
+        LEASE_SECONDS,
+    );
+    let restarted_at = Instant::now();
+
+    restarted.wait_for_log(
+        "Renewed the Lease this identity held before the restart",
+        Duration::from_secs(5),
+    );
+    let renewal_after = restarted_at.elapsed();
+    let renewed_now = lease_renew_time(&leases, LEASE_NAME)
+        .await
+        .expect("the Lease has a renewTime");
+
+    assert_eq!(
+        lease_holder(&leases, LEASE_NAME).await.as_deref(),
+        Some("operator-a")
+    );
+    assert!(
+        renewed_now > renewed_before,
+        "renewTime moved: {renewed_before} -> {renewed_now}"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "renewal of the inherited Lease after restart: {renewal_after:?}"
+    );
+}

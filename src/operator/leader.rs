@@ -34,6 +34,7 @@ use kube::{
 };
 use kube_lease_manager::{LeaseCreateMode, LeaseManager, LeaseManagerBuilder, LeaseManagerError};
 
+use super::inherited_lease::{Renewal, renew_inherited};
 use super::{
     config::LeaderElectionSettings,
     metrics::Metrics,
@@ -170,9 +171,13 @@ pub async fn run_elected(
         };
         controllers.readiness.set_role(Role::Standby);
         let leases = Api::<Lease>::namespaced(client.clone(), &namespace);
-        let released = released_by_other(leases, &settings.lease_name, &settings.identity);
+        let released = released_by_other(leases.clone(), &settings.lease_name, &settings.identity);
+        let own = OwnLease {
+            leases: &leases,
+            settings,
+        };
 
-        match take_part(&manager, released, controllers, &mut shutdown).await {
+        match take_part(&manager, own, released, controllers, &mut shutdown).await {
             Participation::Shutdown { leading } => {
                 if leading {
                     release(&manager).await;
@@ -242,10 +247,40 @@ enum Participation {
     Released,
 }
 
+/// The Lease this replica competes for, read and written through the
+/// election client.
+struct OwnLease<'a> {
+    leases: &'a Api<Lease>,
+    settings: &'a LeaderElectionSettings,
+}
+
+impl OwnLease<'_> {
+    /// Renews the Lease at once when it was acquired without a write of this
+    /// process, so that the fence opens before the controllers start.
+    async fn confirm_acquired(&self, fence: &Fence) {
+        if fence.check().is_ok() {
+            return;
+        }
+        let name = &self.settings.lease_name;
+        match renew_inherited(self.leases, name, &self.settings.identity).await {
+            Ok(Renewal::Renewed) => {
+                tracing::info!(lease = %name, "Renewed the Lease this identity held before the restart")
+            }
+            Ok(Renewal::NotHolder) => {
+                tracing::warn!(lease = %name, "Lease changed hands before its first renewal; writes wait for the next one")
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, lease = %name, "Failed to renew an inherited Lease; writes wait for the next renewal")
+            }
+        }
+    }
+}
+
 /// Follows the Lease with one manager until shutdown, an API error, or a
 /// release by another holder (`released` completes).
 async fn take_part(
     manager: &LeaseManager,
+    own: OwnLease<'_>,
     released: impl Future<Output = ()>,
     controllers: &Controllers,
     shutdown: &mut ShutdownSignal,
@@ -273,6 +308,7 @@ async fn take_part(
             changed = manager.changed() => match changed {
                 Ok(true) => {
                     tracing::info!("Acquired the Lease; starting the controllers");
+                    own.confirm_acquired(&controllers.fence).await;
                     if let Some(stale) = term.replace(controllers.start()) {
                         stale.abort();
                     }

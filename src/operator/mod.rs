@@ -15,6 +15,7 @@
 pub mod callback;
 pub mod config;
 pub mod http;
+pub mod inherited_lease;
 pub mod kube_fence;
 pub mod label_selector;
 pub mod leader;
