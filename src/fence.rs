@@ -9,9 +9,10 @@
 //! The deadline is `sent + validity`, where `sent` is the monotonic instant
 //! at which the last successful acquire or renewal was sent, and `validity`
 //! is the Lease duration minus a safety margin. Another replica may take the
-//! Lease only once the Lease duration has passed since that write, by its own
-//! clock. So the margin must cover the clock skew between replicas and the
-//! time a request that passed the check needs to reach its server.
+//! Lease only once it has seen the Lease unchanged for the Lease duration on
+//! its own monotonic clock (`operator::takeover`), which starts after that
+//! write. So the margin must cover the time a request that passed the check
+//! needs to reach its server.
 //! `tokio::time::Instant` follows `CLOCK_MONOTONIC`, which keeps running
 //! while a process is stopped, so a thawed leader finds its deadline passed.
 //!

@@ -720,3 +720,104 @@ async fn restart_under_same_identity_renews_at_once() {
         "renewal of the inherited Lease after restart: {renewal_after:?}"
     );
 }
+
+/// Keeps Lease `name` held by `holder`, renewing it every second with a
+/// renewTime one hour behind the real time, like a holder whose clock runs
+/// an hour late.
+async fn hold_with_late_clock(leases: kube::Api<Lease>, name: &str, holder: &str) {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+
+    let late_now = || {
+        MicroTime(
+            k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_hours(1),
+        )
+    };
+    let lease: Lease = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": name },
+        "spec": {
+            "holderIdentity": holder,
+            "leaseDurationSeconds": TEST_LEASE_SECONDS,
+            "acquireTime": late_now(),
+            "renewTime": late_now(),
+        },
+    }))
+    .expect("Lease literal is valid");
+    leases
+        .create(&kube::api::PostParams::default(), &lease)
+        .await
+        .expect("Lease is created");
+    loop {
+        // The renewal cadence of the late holder, well inside the lease duration.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let renewal = serde_json::json!({
+            "spec": { "holderIdentity": holder, "renewTime": late_now() },
+        });
+        let _ = leases
+            .patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&renewal),
+            )
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holder_with_late_clock_keeps_the_lease() {
+    let cluster = support::cluster().await;
+    let namespace = support::namespace("leader-late-clock").await;
+    let leases = kube::Api::<Lease>::namespaced(namespace.client.clone(), &namespace.name);
+    let late_holder = tokio::spawn({
+        let leases = leases.clone();
+        async move { hold_with_late_clock(leases, LEASE_NAME, "late-holder").await }
+    });
+    support::eventually(
+        "the late holder's Lease",
+        Duration::from_secs(10),
+        || async {
+            (lease_holder(&leases, LEASE_NAME).await.as_deref() == Some("late-holder"))
+                .then_some(())
+        },
+    )
+    .await;
+    let candidates = [
+        start_candidate(&cluster.kubeconfig, &namespace.name, "operator-a"),
+        start_candidate(&cluster.kubeconfig, &namespace.name, "operator-b"),
+    ];
+    let addresses = [candidates[0].http_address(), candidates[1].http_address()];
+
+    // By its renewTime the Lease expired an hour ago, but it changes every
+    // second, so for three lease durations no candidate may take it.
+    let window = Instant::now() + Duration::from_secs(3 * TEST_LEASE_SECONDS);
+    while Instant::now() < window {
+        for address in addresses {
+            assert_ne!(
+                leader_gauge(address),
+                Some(1.0),
+                "{address} took a renewed Lease"
+            );
+        }
+        assert_eq!(
+            lease_holder(&leases, LEASE_NAME).await.as_deref(),
+            Some("late-holder")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    late_holder.abort();
+    let stopped_at = Instant::now();
+    support::eventually(
+        "a candidate to lead after the late holder stopped",
+        Duration::from_secs(2 * TEST_LEASE_SECONDS + 5),
+        || async {
+            let gauges = addresses.map(leader_gauge);
+            (gauges.iter().filter(|gauge| **gauge == Some(1.0)).count() == 1).then_some(())
+        },
+    )
+    .await;
+    let _ = writeln!(
+        std::io::stderr(),
+        "takeover after the late holder stopped: {:?}",
+        stopped_at.elapsed()
+    );
+}

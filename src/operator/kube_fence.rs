@@ -38,7 +38,7 @@ impl ConfirmRenewalsLayer {
     pub fn new(fence: Fence, namespace: &str, name: &str, identity: &str) -> Self {
         Self {
             fence,
-            path: format!("/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}"),
+            path: lease_path(namespace, name),
             identity: identity.to_string(),
         }
     }
@@ -103,13 +103,18 @@ where
     }
 }
 
+/// Returns the API path of Lease `namespace/name`.
+pub(super) fn lease_path(namespace: &str, name: &str) -> String {
+    format!("/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}")
+}
+
 /// Holder of the Lease in a PATCH response; `None` when unheld or unreadable.
 fn holder(body: &[u8]) -> Option<String> {
     let lease: Lease = serde_json::from_slice(body).ok()?;
     lease.spec?.holder_identity
 }
 
-fn boxed(bytes: Bytes) -> Box<DynBody> {
+pub(super) fn boxed(bytes: Bytes) -> Box<DynBody> {
     Box::new(Full::new(bytes).map_err(|never| match never {}))
 }
 

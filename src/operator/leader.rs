@@ -229,9 +229,8 @@ fn grace_seconds(duration: u64) -> u64 {
 ///
 /// The holder renews `grace` before expiry, so a renewal that completes
 /// within half the grace keeps the fence open without a gap. The other half
-/// is the safety margin: it must cover the clock skew between replicas and
-/// the time a Plivo request needs to arrive after its fence check. A 15 s
-/// Lease gives 12.5 s, a 3 s Lease 2.5 s.
+/// is the safety margin: it must cover the time a Plivo request needs to
+/// arrive after its fence check. A 15 s Lease gives 12.5 s, a 3 s Lease 2.5 s.
 pub fn fence_validity(lease_duration: Duration) -> Duration {
     let grace = Duration::from_secs(grace_seconds(lease_duration.as_secs()));
     lease_duration.saturating_sub(grace / 2)

@@ -23,6 +23,7 @@ pub mod logging;
 pub mod metrics;
 pub mod readiness;
 pub mod shutdown;
+pub mod takeover;
 pub mod term;
 
 use std::{error::Error as StdError, path::Path, process::ExitCode, sync::Arc, time::Duration};
@@ -42,6 +43,7 @@ use self::{
     metrics::Metrics,
     readiness::Readiness,
     shutdown::{ShutdownSignal, TerminationSignals},
+    takeover::TakeoverGuardLayer,
     term::Launcher,
 };
 use crate::{
@@ -231,8 +233,9 @@ async fn elect(
     Ok(())
 }
 
-/// Builds the client that takes part in the election; its accepted Lease
-/// renewals open the controllers' fence.
+/// Builds the client that takes part in the election. Its accepted Lease
+/// renewals open the controllers' fence, and it takes another holder's Lease
+/// only after seeing it unchanged for the lease duration.
 fn election_client(
     kube_config: kube::Config,
     settings: &LeaderElectionSettings,
@@ -248,9 +251,11 @@ fn election_client(
         &settings.lease_name,
         &settings.identity,
     );
+    let takeover = TakeoverGuardLayer::new(&namespace, &settings.lease_name, &settings.identity);
     Ok(ClientBuilder::try_from(kube_config)
         .map_err(RunError::KubeClient)?
         .with_layer(&confirm)
+        .with_layer(&takeover)
         .build())
 }
 
