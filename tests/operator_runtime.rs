@@ -558,8 +558,8 @@ async fn standby_takes_over_after_leader_is_killed() {
         .kill()
         .expect("SIGKILL is sent");
     let killed_at = Instant::now();
-    // The dead holder's Lease stays valid for at most one duration after its
-    // last renewal. The standby then waits up to 1 s of jitter before taking it.
+    // The standby takes the Lease once its watch has shown the last renewal
+    // unchanged for one duration. It then waits up to 1 s of jitter.
     let takeover_deadline = Duration::from_secs(TEST_LEASE_SECONDS + 4);
     support::eventually(
         "the standby to hold the Lease",

@@ -35,6 +35,7 @@ use kube::{
 use kube_lease_manager::{LeaseCreateMode, LeaseManager, LeaseManagerBuilder, LeaseManagerError};
 
 use super::inherited_lease::{Renewal, renew_inherited};
+use super::takeover::LeaseObservations;
 use super::{
     config::LeaderElectionSettings,
     metrics::Metrics,
@@ -138,6 +139,7 @@ pub async fn run_unelected(
 /// their own while leading; the Lease is released first.
 pub async fn run_elected(
     client: kube::Client,
+    observations: &LeaseObservations,
     settings: &LeaderElectionSettings,
     controllers: &Controllers,
     mut shutdown: ShutdownSignal,
@@ -171,7 +173,12 @@ pub async fn run_elected(
         };
         controllers.readiness.set_role(Role::Standby);
         let leases = Api::<Lease>::namespaced(client.clone(), &namespace);
-        let released = released_by_other(leases.clone(), &settings.lease_name, &settings.identity);
+        let released = released_by_other(
+            leases.clone(),
+            &settings.lease_name,
+            &settings.identity,
+            observations,
+        );
         let own = OwnLease {
             leases: &leases,
             settings,
@@ -340,17 +347,27 @@ async fn take_part(
 /// Completes when the Lease goes from held by another identity to unheld or
 /// deleted; never completes otherwise. Watch errors are retried with the
 /// watcher's default backoff, so an unreachable API server only delays it.
-async fn released_by_other(leases: Api<Lease>, name: &str, identity: &str) {
+/// Each version it sees goes into `observations`, so that a takeover waits
+/// one duration from when a renewal arrived, not from when the library read it.
+async fn released_by_other(
+    leases: Api<Lease>,
+    name: &str,
+    identity: &str,
+    observations: &LeaseObservations,
+) {
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut events = watcher(leases, config).default_backoff().boxed();
     let mut other_holder = false;
 
     while let Some(event) = events.next().await {
         let holder = match event {
-            Ok(watcher::Event::Apply(lease) | watcher::Event::InitApply(lease)) => lease
-                .spec
-                .and_then(|spec| spec.holder_identity)
-                .filter(|holder| !holder.is_empty()),
+            Ok(watcher::Event::Apply(lease) | watcher::Event::InitApply(lease)) => {
+                observations.observe(&lease);
+                lease
+                    .spec
+                    .and_then(|spec| spec.holder_identity)
+                    .filter(|holder| !holder.is_empty())
+            }
             Ok(watcher::Event::Delete(_)) => None,
             Ok(watcher::Event::Init | watcher::Event::InitDone) => continue,
             Err(error) => {

@@ -43,7 +43,7 @@ use self::{
     metrics::Metrics,
     readiness::Readiness,
     shutdown::{ShutdownSignal, TerminationSignals},
-    takeover::TakeoverGuardLayer,
+    takeover::{LeaseObservations, TakeoverGuardLayer},
     term::Launcher,
 };
 use crate::{
@@ -225,8 +225,9 @@ async fn elect(
 ) -> Result<(), RunError> {
     match &config.leader_election {
         Some(settings) => {
-            let client = election_client(kube_config, settings, &controllers.fence)?;
-            leader::run_elected(client, settings, controllers, shutdown).await?;
+            let observations = LeaseObservations::default();
+            let client = election_client(kube_config, settings, &controllers.fence, &observations)?;
+            leader::run_elected(client, &observations, settings, controllers, shutdown).await?;
         }
         None => leader::run_unelected(controllers, shutdown).await?,
     }
@@ -240,6 +241,7 @@ fn election_client(
     kube_config: kube::Config,
     settings: &LeaderElectionSettings,
     fence: &Fence,
+    observations: &LeaseObservations,
 ) -> Result<kube::Client, RunError> {
     let namespace = settings
         .namespace
@@ -251,7 +253,12 @@ fn election_client(
         &settings.lease_name,
         &settings.identity,
     );
-    let takeover = TakeoverGuardLayer::new(&namespace, &settings.lease_name, &settings.identity);
+    let takeover = TakeoverGuardLayer::new(
+        &namespace,
+        &settings.lease_name,
+        &settings.identity,
+        observations.clone(),
+    );
     Ok(ClientBuilder::try_from(kube_config)
         .map_err(RunError::KubeClient)?
         .with_layer(&confirm)

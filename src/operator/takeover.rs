@@ -5,8 +5,9 @@
 //! holder whose clock runs behind therefore looks expired while it still
 //! renews, and a standby would clear its Lease and lead next to it.
 //!
-//! [`TakeoverGuard`] sits on the election client and records, on the
-//! monotonic clock, when it first saw each version of the Lease. A PATCH that
+//! [`LeaseObservations`] records, on the monotonic clock, when this replica
+//! first saw each version of the Lease, from the election client's responses
+//! and the standby's watch. [`TakeoverGuard`] sits on the election client. A PATCH that
 //! sets `holderIdentity` while another identity holds the Lease (the
 //! library's forced release of an expired Lease) waits until that version
 //! has stayed unchanged for its lease duration, as client-go's leader
@@ -37,14 +38,22 @@ use super::kube_fence::{boxed, lease_path};
 pub struct TakeoverGuardLayer {
     path: String,
     identity: String,
+    observations: LeaseObservations,
 }
 
 impl TakeoverGuardLayer {
-    /// Guards takeovers of Lease `namespace/name` by `identity`.
-    pub fn new(namespace: &str, name: &str, identity: &str) -> Self {
+    /// Guards takeovers of Lease `namespace/name` by `identity`, recording
+    /// the versions it reads into `observations`.
+    pub fn new(
+        namespace: &str,
+        name: &str,
+        identity: &str,
+        observations: LeaseObservations,
+    ) -> Self {
         Self {
             path: lease_path(namespace, name),
             identity: identity.to_string(),
+            observations,
         }
     }
 }
@@ -57,7 +66,7 @@ impl<S> Layer<S> for TakeoverGuardLayer {
             inner: Arc::new(tokio::sync::Mutex::new(inner)),
             path: self.path.clone().into(),
             identity: self.identity.clone().into(),
-            observed: Arc::default(),
+            observations: self.observations.clone(),
         }
     }
 }
@@ -79,7 +88,7 @@ pub struct TakeoverGuard<S> {
     inner: Arc<tokio::sync::Mutex<S>>,
     path: Arc<str>,
     identity: Arc<str>,
-    observed: Arc<Mutex<Option<Observed>>>,
+    observations: LeaseObservations,
 }
 
 impl<S> Clone for TakeoverGuard<S> {
@@ -88,7 +97,7 @@ impl<S> Clone for TakeoverGuard<S> {
             inner: self.inner.clone(),
             path: self.path.clone(),
             identity: self.identity.clone(),
-            observed: self.observed.clone(),
+            observations: self.observations.clone(),
         }
     }
 }
@@ -128,35 +137,44 @@ where
             let (parts, body) = response.into_parts();
             let bytes = body.collect().await?.to_bytes();
             if let Ok(lease) = serde_json::from_slice::<Lease>(&bytes) {
-                this.observe(&lease);
+                this.observations.observe(&lease);
             }
             Ok(Response::from_parts(parts, boxed(bytes)))
         })
     }
 }
 
-impl<S> TakeoverGuard<S> {
-    fn observed(&self) -> std::sync::MutexGuard<'_, Option<Observed>> {
+/// Record of when this replica first saw each version of its Lease; cheap to clone,
+/// all clones share one record. Fed by the election client's responses and
+/// by the standby's watch of the Lease, so a new version counts from the
+/// moment it arrived.
+#[derive(Clone, Debug, Default)]
+pub struct LeaseObservations {
+    latest: Arc<Mutex<Option<Observed>>>,
+}
+
+impl LeaseObservations {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Observed>> {
         // The guarded value is plain data, valid even after a panic elsewhere.
-        self.observed
+        self.latest
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Records `lease` as a new version unless it is the one already seen.
-    fn observe(&self, lease: &Lease) {
+    pub fn observe(&self, lease: &Lease) {
         let Some(resource_version) = lease.metadata.resource_version.clone() else {
             return;
         };
         let spec = lease.spec.clone().unwrap_or_default();
-        let mut observed = self.observed();
-        if observed
+        let mut latest = self.lock();
+        if latest
             .as_ref()
             .is_some_and(|seen| seen.resource_version == resource_version)
         {
             return;
         }
-        *observed = Some(Observed {
+        *latest = Some(Observed {
             resource_version,
             holder: spec.holder_identity.filter(|holder| !holder.is_empty()),
             duration: Duration::from_secs(
@@ -170,6 +188,12 @@ impl<S> TakeoverGuard<S> {
         });
     }
 
+    fn latest(&self) -> Option<Observed> {
+        self.lock().clone()
+    }
+}
+
+impl<S> TakeoverGuard<S> {
     /// Delays a PATCH that takes the Lease from another holder until the
     /// observed version has expired, and adds its resourceVersion as precondition.
     async fn hold_takeover(&self, request: Request<Body>) -> Result<Request<Body>, BoxError> {
@@ -181,8 +205,7 @@ impl<S> TakeoverGuard<S> {
         let sets_holder = patch
             .get("spec")
             .is_some_and(|spec| spec.get("holderIdentity").is_some());
-        let observed = self.observed().clone();
-        let Some(observed) = observed.filter(|seen| {
+        let Some(observed) = self.observations.latest().filter(|seen| {
             sets_holder && seen.holder.as_deref().is_some_and(|h| h != &*self.identity)
         }) else {
             return Ok(Request::from_parts(parts, Body::from(bytes.to_vec())));
@@ -258,7 +281,8 @@ mod tests {
                     Ok::<_, BoxError>(Response::new(boxed(Bytes::from_static(body.as_bytes()))))
                 }
             });
-            TakeoverGuardLayer::new("ops", "cro", "replica-0").layer(server)
+            TakeoverGuardLayer::new("ops", "cro", "replica-0", LeaseObservations::default())
+                .layer(server)
         }
 
         fn sent_patch(&self, index: usize) -> serde_json::Value {
