@@ -821,3 +821,109 @@ async fn holder_with_late_clock_keeps_the_lease() {
         stopped_at.elapsed()
     );
 }
+
+/// Creates a ValidatingAdmissionPolicy and its binding that deny every
+/// update of the Leases in `namespace`, as if the operator had lost the
+/// `update` verb on Leases. Returns the policy name; the binding has the same.
+async fn deny_lease_updates(client: &kube::Client, namespace: &str) -> String {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+
+    let name = format!("deny-lease-updates-{namespace}");
+    let policy: ValidatingAdmissionPolicy = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": name },
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [{
+                    "apiGroups": ["coordination.k8s.io"],
+                    "apiVersions": ["v1"],
+                    "operations": ["UPDATE"],
+                    "resources": ["leases"],
+                }],
+            },
+            "validations": [{ "expression": "false", "message": "Lease updates are denied" }],
+        },
+    }))
+    .expect("policy literal is valid");
+    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": name },
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {
+                    "matchLabels": { "kubernetes.io/metadata.name": namespace },
+                },
+            },
+        },
+    }))
+    .expect("binding literal is valid");
+    let params = kube::api::PostParams::default();
+    kube::Api::<ValidatingAdmissionPolicy>::all(client.clone())
+        .create(&params, &policy)
+        .await
+        .expect("policy is created");
+    kube::Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
+        .create(&params, &binding)
+        .await
+        .expect("binding is created");
+    name
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_steps_down_when_renewal_is_denied() {
+    let cluster = support::cluster().await;
+    let namespace = support::namespace("leader-denied").await;
+    let leases = kube::Api::<Lease>::namespaced(namespace.client.clone(), &namespace.name);
+    let operator = start_candidate(&cluster.kubeconfig, &namespace.name, "operator-a");
+    let address = operator.http_address();
+    support::eventually("operator-a to lead", Duration::from_secs(30), || async {
+        let is_holder = lease_holder(&leases, LEASE_NAME).await.as_deref() == Some("operator-a");
+        (is_holder && leader_gauge(address) == Some(1.0)).then_some(())
+    })
+    .await;
+
+    let policy = deny_lease_updates(&namespace.client, &namespace.name).await;
+    let denied_at = Instant::now();
+
+    // The next renewal, at most one duration later, is rejected; the
+    // controllers stop at once and the fence closes with them.
+    support::eventually(
+        "operator-a to step down",
+        Duration::from_secs(TEST_LEASE_SECONDS + 5),
+        || async { (leader_gauge(address) == Some(0.0)).then_some(()) },
+    )
+    .await;
+    let step_down = denied_at.elapsed();
+    operator.wait_for_log(
+        "Cannot renew the Lease; stopping the controllers",
+        Duration::from_secs(5),
+    );
+    let (ready, _) = http_get(address, "/readyz").expect("readyz responds");
+    assert_eq!(ready, 200, "a standby stays ready");
+
+    kube::Api::<k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicyBinding>::all(
+        namespace.client.clone(),
+    )
+    .delete(&policy, &kube::api::DeleteParams::default())
+    .await
+    .expect("binding is deleted");
+    support::eventually(
+        "operator-a to lead again",
+        Duration::from_secs(60),
+        || async { (leader_gauge(address) == Some(1.0)).then_some(()) },
+    )
+    .await;
+    let _ = writeln!(
+        std::io::stderr(),
+        "step-down after Lease updates were denied: {step_down:?}"
+    );
+    kube::Api::<k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicy>::all(
+        namespace.client.clone(),
+    )
+    .delete(&policy, &kube::api::DeleteParams::default())
+    .await
+    .expect("policy is deleted");
+}
