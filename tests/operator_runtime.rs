@@ -558,8 +558,8 @@ async fn standby_takes_over_after_leader_is_killed() {
         .kill()
         .expect("SIGKILL is sent");
     let killed_at = Instant::now();
-    // The dead holder's Lease stays valid for at most one duration after its
-    // last renewal. The standby then waits up to 1 s of jitter before taking it.
+    // The standby takes the Lease once its watch has shown the last renewal
+    // unchanged for one duration. It then waits up to 1 s of jitter.
     let takeover_deadline = Duration::from_secs(TEST_LEASE_SECONDS + 4);
     support::eventually(
         "the standby to hold the Lease",
@@ -647,4 +647,283 @@ async fn leader_steps_down_when_lease_is_taken() {
 fn drop_both(first: &mut Operator, second: &mut Operator) {
     let _ = first.child.kill();
     let _ = second.child.kill();
+}
+
+/// Returns the Lease's renewTime, if the Lease exists and has one.
+async fn lease_renew_time(
+    leases: &kube::Api<Lease>,
+    name: &str,
+) -> Option<k8s_openapi::jiff::Timestamp> {
+    leases
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|lease| lease.spec)
+        .and_then(|spec| spec.renew_time)
+        .map(|time| time.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_under_same_identity_renews_at_once() {
+    // Long enough that the library's own first renewal (after two thirds of
+    // the duration) cannot be mistaken for the one checked here.
+    const LEASE_SECONDS: u64 = 15;
+    let cluster = support::cluster().await;
+    let namespace = support::namespace("leader-restart").await;
+    let leases = kube::Api::<Lease>::namespaced(namespace.client.clone(), &namespace.name);
+    let mut first = start_candidate_with_lease(
+        &cluster.kubeconfig,
+        &namespace.name,
+        "operator-a",
+        LEASE_SECONDS,
+    );
+    let address = first.http_address();
+    support::eventually("operator-a to lead", Duration::from_secs(30), || async {
+        let is_holder = lease_holder(&leases, LEASE_NAME).await.as_deref() == Some("operator-a");
+        (is_holder && leader_gauge(address) == Some(1.0)).then_some(())
+    })
+    .await;
+
+    first.child.kill().expect("SIGKILL is sent");
+    first.child.wait().expect("the killed operator is reaped");
+    let renewed_before = lease_renew_time(&leases, LEASE_NAME)
+        .await
+        .expect("the Lease has a renewTime");
+    let restarted = start_candidate_with_lease(
+        &cluster.kubeconfig,
+        &namespace.name,
+        "operator-a",
+        LEASE_SECONDS,
+    );
+    let restarted_at = Instant::now();
+
+    restarted.wait_for_log(
+        "Renewed the Lease this identity held before the restart",
+        Duration::from_secs(5),
+    );
+    let renewal_after = restarted_at.elapsed();
+    let renewed_now = lease_renew_time(&leases, LEASE_NAME)
+        .await
+        .expect("the Lease has a renewTime");
+
+    assert_eq!(
+        lease_holder(&leases, LEASE_NAME).await.as_deref(),
+        Some("operator-a")
+    );
+    assert!(
+        renewed_now > renewed_before,
+        "renewTime moved: {renewed_before} -> {renewed_now}"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "renewal of the inherited Lease after restart: {renewal_after:?}"
+    );
+}
+
+/// Keeps Lease `name` held by `holder`, renewing it every second with a
+/// renewTime one hour behind the real time, like a holder whose clock runs
+/// an hour late.
+async fn hold_with_late_clock(leases: kube::Api<Lease>, name: &str, holder: &str) {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+
+    let late_now = || {
+        MicroTime(
+            k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_hours(1),
+        )
+    };
+    let lease: Lease = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": name },
+        "spec": {
+            "holderIdentity": holder,
+            "leaseDurationSeconds": TEST_LEASE_SECONDS,
+            "acquireTime": late_now(),
+            "renewTime": late_now(),
+        },
+    }))
+    .expect("Lease literal is valid");
+    leases
+        .create(&kube::api::PostParams::default(), &lease)
+        .await
+        .expect("Lease is created");
+    loop {
+        // The renewal cadence of the late holder, well inside the lease duration.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let renewal = serde_json::json!({
+            "spec": { "holderIdentity": holder, "renewTime": late_now() },
+        });
+        let _ = leases
+            .patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&renewal),
+            )
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holder_with_late_clock_keeps_the_lease() {
+    let cluster = support::cluster().await;
+    let namespace = support::namespace("leader-late-clock").await;
+    let leases = kube::Api::<Lease>::namespaced(namespace.client.clone(), &namespace.name);
+    let late_holder = tokio::spawn({
+        let leases = leases.clone();
+        async move { hold_with_late_clock(leases, LEASE_NAME, "late-holder").await }
+    });
+    support::eventually(
+        "the late holder's Lease",
+        Duration::from_secs(10),
+        || async {
+            (lease_holder(&leases, LEASE_NAME).await.as_deref() == Some("late-holder"))
+                .then_some(())
+        },
+    )
+    .await;
+    let candidates = [
+        start_candidate(&cluster.kubeconfig, &namespace.name, "operator-a"),
+        start_candidate(&cluster.kubeconfig, &namespace.name, "operator-b"),
+    ];
+    let addresses = [candidates[0].http_address(), candidates[1].http_address()];
+
+    // By its renewTime the Lease expired an hour ago, but it changes every
+    // second, so for three lease durations no candidate may take it.
+    let window = Instant::now() + Duration::from_secs(3 * TEST_LEASE_SECONDS);
+    while Instant::now() < window {
+        for address in addresses {
+            assert_ne!(
+                leader_gauge(address),
+                Some(1.0),
+                "{address} took a renewed Lease"
+            );
+        }
+        assert_eq!(
+            lease_holder(&leases, LEASE_NAME).await.as_deref(),
+            Some("late-holder")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    late_holder.abort();
+    let stopped_at = Instant::now();
+    support::eventually(
+        "a candidate to lead after the late holder stopped",
+        Duration::from_secs(2 * TEST_LEASE_SECONDS + 5),
+        || async {
+            let gauges = addresses.map(leader_gauge);
+            (gauges.iter().filter(|gauge| **gauge == Some(1.0)).count() == 1).then_some(())
+        },
+    )
+    .await;
+    let _ = writeln!(
+        std::io::stderr(),
+        "takeover after the late holder stopped: {:?}",
+        stopped_at.elapsed()
+    );
+}
+
+/// Creates a ValidatingAdmissionPolicy and its binding that deny every
+/// update of the Leases in `namespace`, as if the operator had lost the
+/// `update` verb on Leases. Returns the policy name; the binding has the same.
+async fn deny_lease_updates(client: &kube::Client, namespace: &str) -> String {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+
+    let name = format!("deny-lease-updates-{namespace}");
+    let policy: ValidatingAdmissionPolicy = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": name },
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [{
+                    "apiGroups": ["coordination.k8s.io"],
+                    "apiVersions": ["v1"],
+                    "operations": ["UPDATE"],
+                    "resources": ["leases"],
+                }],
+            },
+            "validations": [{ "expression": "false", "message": "Lease updates are denied" }],
+        },
+    }))
+    .expect("policy literal is valid");
+    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": name },
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {
+                    "matchLabels": { "kubernetes.io/metadata.name": namespace },
+                },
+            },
+        },
+    }))
+    .expect("binding literal is valid");
+    let params = kube::api::PostParams::default();
+    kube::Api::<ValidatingAdmissionPolicy>::all(client.clone())
+        .create(&params, &policy)
+        .await
+        .expect("policy is created");
+    kube::Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
+        .create(&params, &binding)
+        .await
+        .expect("binding is created");
+    name
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_steps_down_when_renewal_is_denied() {
+    let cluster = support::cluster().await;
+    let namespace = support::namespace("leader-denied").await;
+    let leases = kube::Api::<Lease>::namespaced(namespace.client.clone(), &namespace.name);
+    let operator = start_candidate(&cluster.kubeconfig, &namespace.name, "operator-a");
+    let address = operator.http_address();
+    support::eventually("operator-a to lead", Duration::from_secs(30), || async {
+        let is_holder = lease_holder(&leases, LEASE_NAME).await.as_deref() == Some("operator-a");
+        (is_holder && leader_gauge(address) == Some(1.0)).then_some(())
+    })
+    .await;
+
+    let policy = deny_lease_updates(&namespace.client, &namespace.name).await;
+    let denied_at = Instant::now();
+
+    // The next renewal, at most one duration later, is rejected; the
+    // controllers stop at once and the fence closes with them.
+    support::eventually(
+        "operator-a to step down",
+        Duration::from_secs(TEST_LEASE_SECONDS + 5),
+        || async { (leader_gauge(address) == Some(0.0)).then_some(()) },
+    )
+    .await;
+    let step_down = denied_at.elapsed();
+    operator.wait_for_log(
+        "Cannot renew the Lease; stopping the controllers",
+        Duration::from_secs(5),
+    );
+    let (ready, _) = http_get(address, "/readyz").expect("readyz responds");
+    assert_eq!(ready, 200, "a standby stays ready");
+
+    kube::Api::<k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicyBinding>::all(
+        namespace.client.clone(),
+    )
+    .delete(&policy, &kube::api::DeleteParams::default())
+    .await
+    .expect("binding is deleted");
+    support::eventually(
+        "operator-a to lead again",
+        Duration::from_secs(60),
+        || async { (leader_gauge(address) == Some(1.0)).then_some(()) },
+    )
+    .await;
+    let _ = writeln!(
+        std::io::stderr(),
+        "step-down after Lease updates were denied: {step_down:?}"
+    );
+    kube::Api::<k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicy>::all(
+        namespace.client.clone(),
+    )
+    .delete(&policy, &kube::api::DeleteParams::default())
+    .await
+    .expect("policy is deleted");
 }

@@ -19,6 +19,10 @@
 //!   replica may take the Lease, too little to drain safely.
 //! - On shutdown the leader drains its controllers while it keeps renewing,
 //!   then releases the Lease.
+//! - The controllers' writes pass a [`Fence`] that each renewal keeps open
+//!   for [`fence_validity`]; stepping down closes it. A leader that was
+//!   paused past its Lease therefore sends nothing when it resumes, even
+//!   before this loop notices the loss.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -30,6 +34,8 @@ use kube::{
 };
 use kube_lease_manager::{LeaseCreateMode, LeaseManager, LeaseManagerBuilder, LeaseManagerError};
 
+use super::inherited_lease::{Renewal, renew_inherited};
+use super::takeover::LeaseObservations;
 use super::{
     config::LeaderElectionSettings,
     metrics::Metrics,
@@ -37,6 +43,7 @@ use super::{
     shutdown::ShutdownSignal,
     term::{Drained, Launcher, Term},
 };
+use crate::fence::Fence;
 
 /// How long releasing the Lease may take at shutdown before the process exits
 /// without it; the Lease then expires on its own.
@@ -62,6 +69,8 @@ pub struct Controllers {
     pub metrics: Arc<Metrics>,
     /// How long in-flight reconciles may run after shutdown is requested.
     pub shutdown_timeout: Duration,
+    /// Fence of the controllers' clients, closed whenever this replica stops leading.
+    pub fence: Fence,
 }
 
 impl Controllers {
@@ -72,6 +81,7 @@ impl Controllers {
     }
 
     fn stepped_down(&self, role: Role) {
+        self.fence.close();
         self.readiness.set_ready(false);
         self.readiness.set_role(role);
         self.metrics.set_leader(false);
@@ -129,6 +139,7 @@ pub async fn run_unelected(
 /// their own while leading; the Lease is released first.
 pub async fn run_elected(
     client: kube::Client,
+    observations: &LeaseObservations,
     settings: &LeaderElectionSettings,
     controllers: &Controllers,
     mut shutdown: ShutdownSignal,
@@ -162,9 +173,18 @@ pub async fn run_elected(
         };
         controllers.readiness.set_role(Role::Standby);
         let leases = Api::<Lease>::namespaced(client.clone(), &namespace);
-        let released = released_by_other(leases, &settings.lease_name, &settings.identity);
+        let released = released_by_other(
+            leases.clone(),
+            &settings.lease_name,
+            &settings.identity,
+            observations,
+        );
+        let own = OwnLease {
+            leases: &leases,
+            settings,
+        };
 
-        match take_part(&manager, released, controllers, &mut shutdown).await {
+        match take_part(&manager, own, released, controllers, &mut shutdown).await {
             Participation::Shutdown { leading } => {
                 if leading {
                     release(&manager).await;
@@ -211,6 +231,18 @@ fn grace_seconds(duration: u64) -> u64 {
     (duration / 3).max(1)
 }
 
+/// Returns how long one accepted acquire or renewal keeps the [`Fence`] open,
+/// counted from when it was sent: the Lease duration minus half the grace.
+///
+/// The holder renews `grace` before expiry, so a renewal that completes
+/// within half the grace keeps the fence open without a gap. The other half
+/// is the safety margin: it must cover the time a Plivo request needs to
+/// arrive after its fence check. A 15 s Lease gives 12.5 s, a 3 s Lease 2.5 s.
+pub fn fence_validity(lease_duration: Duration) -> Duration {
+    let grace = Duration::from_secs(grace_seconds(lease_duration.as_secs()));
+    lease_duration.saturating_sub(grace / 2)
+}
+
 enum Participation {
     Shutdown {
         leading: bool,
@@ -221,10 +253,40 @@ enum Participation {
     Released,
 }
 
+/// The Lease this replica competes for, read and written through the
+/// election client.
+struct OwnLease<'a> {
+    leases: &'a Api<Lease>,
+    settings: &'a LeaderElectionSettings,
+}
+
+impl OwnLease<'_> {
+    /// Renews the Lease at once when it was acquired without a write of this
+    /// process, so that the fence opens before the controllers start.
+    async fn confirm_acquired(&self, fence: &Fence) {
+        if fence.check().is_ok() {
+            return;
+        }
+        let name = &self.settings.lease_name;
+        match renew_inherited(self.leases, name, &self.settings.identity).await {
+            Ok(Renewal::Renewed) => {
+                tracing::info!(lease = %name, "Renewed the Lease this identity held before the restart")
+            }
+            Ok(Renewal::NotHolder) => {
+                tracing::warn!(lease = %name, "Lease changed hands before its first renewal; writes wait for the next one")
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, lease = %name, "Failed to renew an inherited Lease; writes wait for the next renewal")
+            }
+        }
+    }
+}
+
 /// Follows the Lease with one manager until shutdown, an API error, or a
 /// release by another holder (`released` completes).
 async fn take_part(
     manager: &LeaseManager,
+    own: OwnLease<'_>,
     released: impl Future<Output = ()>,
     controllers: &Controllers,
     shutdown: &mut ShutdownSignal,
@@ -252,6 +314,7 @@ async fn take_part(
             changed = manager.changed() => match changed {
                 Ok(true) => {
                     tracing::info!("Acquired the Lease; starting the controllers");
+                    own.confirm_acquired(&controllers.fence).await;
                     if let Some(stale) = term.replace(controllers.start()) {
                         stale.abort();
                     }
@@ -284,17 +347,27 @@ async fn take_part(
 /// Completes when the Lease goes from held by another identity to unheld or
 /// deleted; never completes otherwise. Watch errors are retried with the
 /// watcher's default backoff, so an unreachable API server only delays it.
-async fn released_by_other(leases: Api<Lease>, name: &str, identity: &str) {
+/// Each version it sees goes into `observations`, so that a takeover waits
+/// one duration from when a renewal arrived, not from when the library read it.
+async fn released_by_other(
+    leases: Api<Lease>,
+    name: &str,
+    identity: &str,
+    observations: &LeaseObservations,
+) {
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut events = watcher(leases, config).default_backoff().boxed();
     let mut other_holder = false;
 
     while let Some(event) = events.next().await {
         let holder = match event {
-            Ok(watcher::Event::Apply(lease) | watcher::Event::InitApply(lease)) => lease
-                .spec
-                .and_then(|spec| spec.holder_identity)
-                .filter(|holder| !holder.is_empty()),
+            Ok(watcher::Event::Apply(lease) | watcher::Event::InitApply(lease)) => {
+                observations.observe(&lease);
+                lease
+                    .spec
+                    .and_then(|spec| spec.holder_identity)
+                    .filter(|holder| !holder.is_empty())
+            }
             Ok(watcher::Event::Delete(_)) => None,
             Ok(watcher::Event::Init | watcher::Event::InitDone) => continue,
             Err(error) => {
@@ -367,6 +440,7 @@ mod tests {
             readiness: Arc::new(Readiness::default()),
             metrics: Arc::new(Metrics::new()),
             shutdown_timeout: Duration::from_secs(30),
+            fence: Fence::unelected(),
         }
     }
 
@@ -375,6 +449,29 @@ mod tests {
         assert_eq!(grace_seconds(15), 5);
         assert_eq!(grace_seconds(3), 1);
         assert_eq!(grace_seconds(4), 1);
+    }
+
+    #[test]
+    fn fence_closes_before_a_standby_may_take_over() {
+        assert_eq!(
+            fence_validity(Duration::from_secs(15)),
+            Duration::from_millis(12_500)
+        );
+        assert_eq!(
+            fence_validity(Duration::from_secs(3)),
+            Duration::from_millis(2_500)
+        );
+    }
+
+    #[test]
+    fn fence_outlasts_the_renewal_interval() {
+        for seconds in [3, 4, 15, 60] {
+            let duration = Duration::from_secs(seconds);
+            let renews_after = duration - Duration::from_secs(grace_seconds(seconds));
+
+            assert!(fence_validity(duration) > renews_after, "{seconds} s Lease");
+            assert!(fence_validity(duration) < duration, "{seconds} s Lease");
+        }
     }
 
     #[tokio::test(start_paused = true)]

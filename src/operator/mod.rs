@@ -15,31 +15,40 @@
 pub mod callback;
 pub mod config;
 pub mod http;
+pub mod inherited_lease;
+pub mod kube_fence;
 pub mod label_selector;
 pub mod leader;
 pub mod logging;
 pub mod metrics;
 pub mod readiness;
 pub mod shutdown;
+pub mod takeover;
 pub mod term;
 
 use std::{error::Error as StdError, path::Path, process::ExitCode, sync::Arc, time::Duration};
 
 use futures::future::BoxFuture;
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{
+    client::ClientBuilder,
+    config::{KubeConfigOptions, Kubeconfig},
+};
 
 pub use self::config::RunArgs;
 use self::{
     callback::CallbackState,
-    config::{Config, ConfigError, PlivoSettings},
+    config::{Config, ConfigError, LeaderElectionSettings, PlivoSettings},
+    kube_fence::{ConfirmRenewalsLayer, GuardWritesLayer},
     leader::{Controllers, LeaderError},
     metrics::Metrics,
     readiness::Readiness,
     shutdown::{ShutdownSignal, TerminationSignals},
+    takeover::{LeaseObservations, TakeoverGuardLayer},
     term::Launcher,
 };
 use crate::{
     controller::{self, CallbackHub, ControllerMetrics},
+    fence::Fence,
     plivo::{self, PlivoClient},
 };
 
@@ -145,9 +154,18 @@ async fn run(config: Config, kubeconfig: Option<Kubeconfig>) -> Result<(), RunEr
     let mut signals = TerminationSignals::install().map_err(RunError::Signals)?;
     plivo::install_crypto_provider();
 
-    let client = kube_client(kubeconfig).await?;
+    let kube_config = kube_config(kubeconfig).await?;
+    let fence = match &config.leader_election {
+        Some(settings) => Fence::elected(leader::fence_validity(settings.lease_duration)),
+        None => Fence::unelected(),
+    };
+    let client = ClientBuilder::try_from(kube_config.clone())
+        .map_err(RunError::KubeClient)?
+        .with_layer(&GuardWritesLayer::new(fence.clone()))
+        .build();
     let metrics = Arc::new(Metrics::new());
-    let plivo = plivo_client(&config.plivo, &metrics)?;
+    let replica = config.leader_election.as_ref().map(|s| s.identity.as_str());
+    let plivo = plivo_client(&config.plivo, replica, &metrics)?.with_fence(fence.clone());
     let readiness = Arc::new(Readiness::default());
     let hub = Arc::new(CallbackHub::default());
 
@@ -171,12 +189,13 @@ async fn run(config: Config, kubeconfig: Option<Kubeconfig>) -> Result<(), RunEr
     tracing::info!(address = %address, "Serving /healthz, /readyz, /metrics and callbacks");
 
     let controllers = Controllers {
-        launcher: launcher(client.clone(), plivo, &config, &metrics, &readiness, &hub),
+        launcher: launcher(client, plivo, &config, &metrics, &readiness, &hub),
         readiness,
         metrics,
         shutdown_timeout: config.shutdown_timeout,
+        fence,
     };
-    let elect = elect(client, &config, &controllers, shutdown);
+    let elect = elect(kube_config, &config, &controllers, shutdown);
     tokio::pin!(elect);
     let outcome = tokio::select! {
         outcome = &mut elect => outcome,
@@ -194,20 +213,57 @@ async fn run(config: Config, kubeconfig: Option<Kubeconfig>) -> Result<(), RunEr
     };
 
     stop_http(server_stop, server).await;
-    outcome.map_err(RunError::from)
+    outcome
 }
 
 /// Runs the controllers, under the Lease when leader election is on.
 async fn elect(
-    client: kube::Client,
+    kube_config: kube::Config,
     config: &Config,
     controllers: &Controllers,
     shutdown: ShutdownSignal,
-) -> Result<(), LeaderError> {
+) -> Result<(), RunError> {
     match &config.leader_election {
-        Some(settings) => leader::run_elected(client, settings, controllers, shutdown).await,
-        None => leader::run_unelected(controllers, shutdown).await,
+        Some(settings) => {
+            let observations = LeaseObservations::default();
+            let client = election_client(kube_config, settings, &controllers.fence, &observations)?;
+            leader::run_elected(client, &observations, settings, controllers, shutdown).await?;
+        }
+        None => leader::run_unelected(controllers, shutdown).await?,
     }
+    Ok(())
+}
+
+/// Builds the client that takes part in the election. Its accepted Lease
+/// renewals open the controllers' fence, and it takes another holder's Lease
+/// only after seeing it unchanged for the lease duration.
+fn election_client(
+    kube_config: kube::Config,
+    settings: &LeaderElectionSettings,
+    fence: &Fence,
+    observations: &LeaseObservations,
+) -> Result<kube::Client, RunError> {
+    let namespace = settings
+        .namespace
+        .clone()
+        .unwrap_or_else(|| kube_config.default_namespace.clone());
+    let confirm = ConfirmRenewalsLayer::new(
+        fence.clone(),
+        &namespace,
+        &settings.lease_name,
+        &settings.identity,
+    );
+    let takeover = TakeoverGuardLayer::new(
+        &namespace,
+        &settings.lease_name,
+        &settings.identity,
+        observations.clone(),
+    );
+    Ok(ClientBuilder::try_from(kube_config)
+        .map_err(RunError::KubeClient)?
+        .with_layer(&confirm)
+        .with_layer(&takeover)
+        .build())
 }
 
 /// Builds the function that starts one term of the controllers.
@@ -280,28 +336,33 @@ async fn stop_http(stop: tokio::sync::oneshot::Sender<()>, server: tokio::task::
     }
 }
 
-async fn kube_client(kubeconfig: Option<Kubeconfig>) -> Result<kube::Client, RunError> {
-    let config = match kubeconfig {
+async fn kube_config(kubeconfig: Option<Kubeconfig>) -> Result<kube::Config, RunError> {
+    match kubeconfig {
         Some(kubeconfig) => {
             kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
                 .await
-                .map_err(|error| RunError::KubeConfig(Box::new(error)))?
+                .map_err(|error| RunError::KubeConfig(Box::new(error)))
         }
         None => kube::Config::infer()
             .await
-            .map_err(|error| RunError::KubeConfig(Box::new(error)))?,
-    };
-    kube::Client::try_from(config).map_err(RunError::KubeClient)
+            .map_err(|error| RunError::KubeConfig(Box::new(error))),
+    }
 }
 
-/// Builds the Plivo client with the metrics as request observer.
-fn plivo_client(settings: &PlivoSettings, metrics: &Arc<Metrics>) -> Result<PlivoClient, RunError> {
+/// Builds the Plivo client with the metrics as request observer; `replica`
+/// is the leader-election identity, named in the User-Agent.
+fn plivo_client(
+    settings: &PlivoSettings,
+    replica: Option<&str>,
+    metrics: &Arc<Metrics>,
+) -> Result<PlivoClient, RunError> {
     let config = plivo::ClientConfig {
         base_url: settings.base_url.clone(),
         requests_per_window: settings.requests_per_window,
         window: settings.window,
         timeout: settings.timeout,
         extra_root_certificates: settings.extra_root_certificates.clone(),
+        replica: replica.map(str::to_string),
         ..plivo::ClientConfig::default()
     };
     let client =

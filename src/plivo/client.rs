@@ -20,6 +20,7 @@ use super::error::{Error, Operation, truncate};
 use super::limiter::WindowLimiter;
 use super::observer::{NoopObserver, RequestObserver};
 use super::retry::{self, Idempotency, Outcome};
+use crate::fence::Fence;
 
 /// Largest success body the client reads; Plivo pages hold at most 20 objects.
 const MAX_SUCCESS_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -71,6 +72,10 @@ pub struct ClientConfig {
     /// PEM certificates trusted in addition to the platform's roots, for a
     /// sandbox or a TLS-intercepting proxy; default none.
     pub extra_root_certificates: Vec<String>,
+    /// Name of this operator replica, sent in the User-Agent as
+    /// `caller-reputation-operator/0.1.0 (replica-0)` so that request logs show
+    /// which replica sent a request; default none.
+    pub replica: Option<String>,
 }
 
 impl Default for ClientConfig {
@@ -83,6 +88,7 @@ impl Default for ClientConfig {
             timeout: Duration::from_secs(10),
             max_retries: 3,
             extra_root_certificates: Vec::new(),
+            replica: None,
         }
     }
 }
@@ -92,6 +98,7 @@ impl Default for ClientConfig {
 pub struct PlivoClient {
     shared: Arc<Shared>,
     observer: Arc<dyn RequestObserver>,
+    fence: Fence,
 }
 
 struct Shared {
@@ -133,10 +140,7 @@ impl PlivoClient {
         }
         let http = reqwest::Client::builder()
             .tls_certs_merge(roots)
-            .user_agent(concat!(
-                "caller-reputation-operator/",
-                env!("CARGO_PKG_VERSION")
-            ))
+            .user_agent(user_agent(config.replica.as_deref())?)
             .default_headers(headers)
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
@@ -153,6 +157,7 @@ impl PlivoClient {
                 limiters: Mutex::new(HashMap::new()),
             }),
             observer: Arc::new(NoopObserver),
+            fence: Fence::unelected(),
         })
     }
 
@@ -160,6 +165,15 @@ impl PlivoClient {
     #[must_use]
     pub fn with_observer(mut self, observer: Arc<dyn RequestObserver>) -> Self {
         self.observer = observer;
+        self
+    }
+
+    /// Makes every request of accounts created afterwards check `fence` just
+    /// before it is sent. A closed fence fails the request with
+    /// [`Error::NotLeader`], and nothing reaches Plivo.
+    #[must_use]
+    pub fn with_fence(mut self, fence: Fence) -> Self {
+        self.fence = fence;
         self
     }
 
@@ -193,6 +207,7 @@ impl PlivoClient {
             credentials: Arc::new(credentials),
             limiter,
             observer: Arc::clone(&self.observer),
+            fence: self.fence.clone(),
         }
     }
 }
@@ -219,6 +234,21 @@ fn validate(config: &ClientConfig) -> Result<(), Error> {
     Ok(())
 }
 
+/// Builds the User-Agent header, naming `replica` when set.
+fn user_agent(replica: Option<&str>) -> Result<HeaderValue, Error> {
+    let product = concat!("caller-reputation-operator/", env!("CARGO_PKG_VERSION"));
+    let text = match replica {
+        Some(replica) => format!("{product} ({replica})"),
+        None => product.to_string(),
+    };
+    HeaderValue::from_str(&text).map_err(|_| Error::InvalidArgument {
+        operation: Operation::new("create the Plivo client", None),
+        message: format!(
+            "replica name {replica:?} is not valid in a User-Agent header; use visible ASCII characters"
+        ),
+    })
+}
+
 /// Installs rustls' `ring` provider as the process default; an already installed provider is kept.
 pub fn install_crypto_provider() {
     // `Err` only means another provider is already installed, which is fine for this process.
@@ -232,6 +262,7 @@ pub struct Account {
     credentials: Arc<Credentials>,
     limiter: Arc<WindowLimiter>,
     observer: Arc<dyn RequestObserver>,
+    fence: Fence,
 }
 
 impl fmt::Debug for Account {
@@ -291,7 +322,7 @@ impl Account {
                 attempt = retry + 1,
                 "http.status" = tracing::field::Empty,
             );
-            let attempt = self.attempt(&call, &url).instrument(span.clone()).await;
+            let attempt = self.attempt(&call, &url).instrument(span.clone()).await?;
 
             let (error, retry_after, allowed) = match attempt {
                 Attempt::Response { status, body, .. } if status.is_success() => {
@@ -346,7 +377,10 @@ impl Account {
     }
 
     /// Sends one HTTP request, bounded by the rate limiter and the client timeout.
-    async fn attempt(&self, call: &Call<'_>, url: &Url) -> Attempt {
+    ///
+    /// # Errors
+    /// [`Error::NotLeader`] when the fence is closed after the limiter wait; nothing is sent then.
+    async fn attempt(&self, call: &Call<'_>, url: &Url) -> Result<Attempt, Error> {
         let (slot, waited) = self.limiter.acquire().await;
         if !waited.is_zero() {
             self.observer
@@ -357,6 +391,11 @@ impl Account {
             );
         }
 
+        // Checked after the limiter, which may have waited long enough for the Lease to expire.
+        self.fence.check().map_err(|source| Error::NotLeader {
+            operation: call.operation.clone(),
+            source,
+        })?;
         let mut request = self
             .shared
             .http
@@ -409,7 +448,7 @@ impl Account {
             elapsed_ms = elapsed.as_millis() as u64,
             "Plivo request finished"
         );
-        result.unwrap_or_else(Attempt::Failed)
+        Ok(result.unwrap_or_else(Attempt::Failed))
     }
 
     fn url(&self, call: &Call<'_>) -> Result<Url, Error> {

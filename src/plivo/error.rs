@@ -130,14 +130,26 @@ pub enum Error {
         status: u16,
         message: String,
     },
+
+    /// The client's [`Fence`](crate::fence::Fence) is closed: this replica may
+    /// have lost its Lease, so the request was not sent.
+    #[error("{operation}: {source}")]
+    NotLeader {
+        operation: Operation,
+        source: crate::fence::NotLeader,
+    },
 }
 
 impl Error {
-    /// Returns whether the same call may succeed later without any change: 429, 5xx and transport errors.
+    /// Returns whether the same call may succeed later without any change: 429, 5xx, transport errors
+    /// and a closed leadership fence.
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Error::RateLimited { .. } | Error::Server { .. } | Error::Transport { .. }
+            Error::RateLimited { .. }
+                | Error::Server { .. }
+                | Error::Transport { .. }
+                | Error::NotLeader { .. }
         )
     }
 
@@ -163,6 +175,7 @@ impl Error {
             Error::Server { .. } => "server_error",
             Error::Transport { .. } => "transport",
             Error::Decode { .. } => "decode",
+            Error::NotLeader { .. } => "not_leader",
         }
     }
 
@@ -179,7 +192,8 @@ impl Error {
             | Error::RateLimited { operation, .. }
             | Error::Server { operation, .. }
             | Error::Transport { operation, .. }
-            | Error::Decode { operation, .. } => operation,
+            | Error::Decode { operation, .. }
+            | Error::NotLeader { operation, .. } => operation,
         }
     }
 

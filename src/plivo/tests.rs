@@ -23,6 +23,7 @@ struct Seen {
     path_and_query: String,
     authorization: Option<String>,
     content_type: Option<String>,
+    user_agent: Option<String>,
     body: Vec<u8>,
     at: std::time::Instant,
 }
@@ -144,6 +145,7 @@ async fn respond_scripted(
         path_and_query: uri.path_and_query().unwrap().to_string(),
         authorization: header("authorization"),
         content_type: header("content-type"),
+        user_agent: header("user-agent"),
         body: body.to_vec(),
         at: std::time::Instant::now(),
     };
@@ -733,6 +735,84 @@ async fn no_content_with_a_body_is_tolerated() {
     let found = account.get_number("14155550100").await.unwrap();
 
     assert_eq!(found.number, "14155550100");
+}
+
+#[tokio::test]
+async fn closed_fence_sends_nothing() {
+    let server = Server::always(reply(202, r#"{"message":"changed","api_id":"x"}"#)).await;
+    let fence = crate::fence::Fence::elected(Duration::from_secs(2));
+    let recorder = Arc::new(Recorder::default());
+    let account = client_for(&server.base_url, |_| {})
+        .with_observer(recorder.clone())
+        .with_fence(fence)
+        .account(Credentials::new(AUTH_ID, TOKEN));
+
+    let write = account
+        .update_number(
+            "+14155550100",
+            &UpdateNumber::enable_caller_reputation("f3a1", None),
+        )
+        .await
+        .unwrap_err();
+    let read = account.get_number("14155550100").await.unwrap_err();
+
+    for error in [&write, &read] {
+        assert!(matches!(error, Error::NotLeader { .. }), "{error}");
+        assert!(error.is_retryable(), "{error}");
+        assert_eq!(error.kind(), "not_leader");
+    }
+    assert!(
+        write.to_string().contains("leadership not confirmed"),
+        "{write}"
+    );
+    assert!(server.seen().is_empty(), "nothing reached the server");
+    assert!(recorder.finished.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn expired_fence_sends_nothing() {
+    let server = Server::always(reply(200, number_json("14155550100"))).await;
+    let fence = crate::fence::Fence::elected(Duration::from_secs(2));
+    let account = client_for(&server.base_url, |_| {})
+        .with_fence(fence.clone())
+        .account(Credentials::new(AUTH_ID, TOKEN));
+
+    fence.confirm(tokio::time::Instant::now());
+    account.get_number("14155550100").await.unwrap();
+    // The last renewal was sent 3 s ago, as for a leader stopped since then.
+    fence.close();
+    fence.confirm(tokio::time::Instant::now() - Duration::from_secs(3));
+    let error = account.get_number("14155550100").await.unwrap_err();
+
+    assert!(matches!(error, Error::NotLeader { .. }), "{error}");
+    assert_eq!(
+        server.seen().len(),
+        1,
+        "only the request inside the deadline"
+    );
+}
+
+#[tokio::test]
+async fn user_agent_names_the_replica() {
+    let server = Server::always(reply(200, number_json("14155550100"))).await;
+
+    server
+        .account_with(|config| config.replica = Some("replica-2".into()))
+        .get_number("14155550100")
+        .await
+        .unwrap();
+    server.account().get_number("14155550100").await.unwrap();
+
+    let seen = server.seen();
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(
+        seen[0].user_agent.as_deref(),
+        Some(format!("caller-reputation-operator/{version} (replica-2)").as_str())
+    );
+    assert_eq!(
+        seen[1].user_agent.as_deref(),
+        Some(format!("caller-reputation-operator/{version}").as_str())
+    );
 }
 
 #[derive(Default)]

@@ -78,6 +78,11 @@ pub async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Ne
     let method = request.method().as_str().to_string();
     let path = request.uri().path().to_string();
     let query = request.uri().query().unwrap_or_default().to_string();
+    let user_agent = request
+        .headers()
+        .get(header::USER_AGENT)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .unwrap_or_default();
     let route = classify(&path);
     let account = route
         .as_ref()
@@ -123,6 +128,7 @@ pub async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Ne
         query,
         status: served.status,
         time,
+        user_agent,
         endpoint,
         fault: served.fault,
     });

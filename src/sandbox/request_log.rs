@@ -24,6 +24,8 @@ pub struct RequestRecord {
     pub status: u16,
     /// RFC 3339 time the request arrived.
     pub time: String,
+    /// `User-Agent` header, empty when absent; it identifies the client, e.g. the operator replica.
+    pub user_agent: String,
     /// `METHOD template`, e.g. `POST /v1/Account/{auth_id}/Number/{number}/`;
     /// the raw path for unknown routes.
     pub endpoint: String,

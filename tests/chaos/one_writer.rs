@@ -1,6 +1,10 @@
 //! One writer: three replicas with leader election against one control plane and sandbox.
 //! Only the leader talks to Plivo; a frozen leader (SIGSTOP) is replaced within about one
-//! Lease duration, and when it thaws (SIGCONT) it steps down without writing.
+//! Lease duration, and when it thaws (SIGCONT) its fence is closed, so it sends nothing
+//! before it steps down.
+//!
+//! Each replica names its identity in the Plivo User-Agent, so the sandbox's request log shows
+//! which replica sent each request.
 
 use std::time::{Duration, Instant};
 
@@ -45,6 +49,21 @@ fn scrape(replica: &OperatorProcess) -> Option<Scrape> {
             .map(str::to_string)
             .collect(),
     })
+}
+
+/// Sandbox requests sent by replica `index` that arrived after `since`, as `METHOD path at time` lines.
+fn requests_from(rig: &Rig, index: usize, since: jiff::Timestamp) -> Vec<String> {
+    let user_agent_suffix = format!("(replica-{index})");
+    rig.sandbox
+        .requests()
+        .into_iter()
+        .filter(|record| record.user_agent.ends_with(&user_agent_suffix))
+        .filter(|record| {
+            let arrived: jiff::Timestamp = record.time.parse().expect("RFC 3339 arrival time");
+            arrived > since
+        })
+        .map(|record| format!("{} {} at {}", record.method, record.path, record.time))
+        .collect()
 }
 
 /// Index of the one replica that leads, when exactly one of `replicas` (skipping `skip`) says so.
@@ -150,7 +169,8 @@ async fn only_the_leader_writes_and_a_frozen_leader_is_replaced() {
     wait_pending(4..8).await;
     only_leader_wrote(&replicas, second_leader, Some(first_leader));
 
-    // Thaw it: it must find out it lost the Lease and stay quiet.
+    // Thaw it: its fence is closed, and it must find out it lost the Lease.
+    let thawed_wall = jiff::Timestamp::now();
     replicas[first_leader].signal("CONT");
     let thawed_at = Instant::now();
     support::eventually(
@@ -193,6 +213,15 @@ async fn only_the_leader_writes_and_a_frozen_leader_is_replaced() {
         .filter(|l| l.contains("caller_reputation_operator"))
         .cloned()
         .collect();
+    let fenced_lines = thawed_log
+        .iter()
+        .filter(|l| l.contains("leadership not confirmed"))
+        .count();
+    let from_thawed = requests_from(&rig, first_leader, thawed_wall);
+    let third = (0..3)
+        .find(|&i| i != first_leader && i != second_leader)
+        .expect("three replicas");
+    let from_third = requests_from(&rig, third, jiff::Timestamp::UNIX_EPOCH);
     let _ = std::fs::write(
         std::env::temp_dir().join("chaos-thawed.log"),
         thawed_log.join("\n"),
@@ -202,9 +231,14 @@ async fn only_the_leader_writes_and_a_frozen_leader_is_replaced() {
         .map(|replica| replica.finish(&[AUTH_TOKEN]))
         .sum();
 
-    // Known gap (RELIABILITY.md): for a few milliseconds after SIGCONT the old leader's
-    // controllers run before it learns it lost the Lease, and may read from Plivo. Writes must
-    // not happen.
+    assert!(
+        from_thawed.is_empty(),
+        "the thawed leader sent Plivo requests after SIGCONT: {from_thawed:#?}"
+    );
+    assert!(
+        from_third.is_empty(),
+        "a replica that never led sent Plivo requests: {from_third:#?}"
+    );
     assert_eq!(
         old_writes_after,
         before_freeze.writes,
@@ -222,12 +256,15 @@ async fn only_the_leader_writes_and_a_frozen_leader_is_replaced() {
         "chaos: one-writer: replicas=3 leaders-at-a-time=1 standby-requests=0 \
          takeover={takeover:.1?} step-down={step_down:.1?} thawed-exited={thawed_exited} \
          thawed-leader-gauge=0 thawed-readyz={thawed_readyz:?} \
-         old-leader-requests={}->{} old-leader-writes={}->{} new-leader-requests={new_leader_requests} \
+         old-leader-requests={}->{} old-leader-writes={}->{} \
+         old-leader-requests-after-sigcont={} fenced-log-lines={fenced_lines} \
+         new-leader-requests={new_leader_requests} \
          numbers={} pending-transitions={pending} enables={enables} log-lines={lines}",
         before_freeze.requests,
         old_requests_after,
         before_freeze.writes,
         old_writes_after,
+        from_thawed.len(),
         numbers.len()
     );
     rig.sandbox.shutdown().await;
