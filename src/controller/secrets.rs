@@ -1,12 +1,12 @@
 //! Releases the finalizer on credentials Secrets that no resource uses any more.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::{ResourceExt, runtime::controller::Action};
+use kube::{ResourceExt, api::ListParams, runtime::controller::Action};
 
 use super::{Context, Error, credentials, number};
-use crate::api::{BusinessProfile, CallerReputationNumber};
+use crate::api::{BusinessProfile, CallerReputationNumber, CredentialsSecretRef};
 
 /// One reconcile of a Secret that carries the operator's finalizer.
 pub async fn reconcile(secret: Arc<Secret>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -40,12 +40,65 @@ pub async fn reconcile(secret: Arc<Secret>, ctx: Arc<Context>) -> Result<Action,
     if users > 0 {
         return Ok(Action::await_change());
     }
+
+    let outside = users_outside_caches(&ctx, &namespace, &name)
+        .await
+        .map_err(Error::kube(format!(
+            "list the users of Secret {namespace}/{name}"
+        )))?;
+    if outside > 0 {
+        tracing::debug!(%namespace, %name, users = outside, "Keeping credentials Secret: resources this operator does not select use it");
+        return Ok(Action::await_change());
+    }
+
     let api = ctx.api::<Secret>(&namespace);
     credentials::release(&api, &secret)
         .await
         .map_err(Error::kube(format!("release Secret {namespace}/{name}")))?;
     tracing::info!(%namespace, %name, "Released credentials Secret");
     Ok(Action::await_change())
+}
+
+/// Counts the resources of `namespace` that use Secret `name`, read from the apiserver without
+/// the operator's label selector.
+///
+/// Installs that split a namespace with `--label-selector` share the finalizer, and each one's
+/// caches show only its own resources. Without this check an install with no users of its own
+/// released the finalizer, the other install added it back, and the two kept rewriting the Secret.
+async fn users_outside_caches(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<usize, kube::Error> {
+    let everything = ListParams::default();
+    let profiles = ctx
+        .api::<BusinessProfile>(namespace)
+        .list(&everything)
+        .await?;
+    let numbers = ctx
+        .api::<CallerReputationNumber>(namespace)
+        .list(&everything)
+        .await?;
+
+    let profile_secrets: HashMap<String, Option<CredentialsSecretRef>> = profiles
+        .items
+        .iter()
+        .map(|p| (p.name_any(), p.spec.credentials_secret_ref.clone()))
+        .collect();
+    let profile_users = profiles
+        .items
+        .iter()
+        .filter(|p| profile_uses(p, namespace, name))
+        .count();
+    let number_users = numbers
+        .items
+        .iter()
+        .filter_map(|n| {
+            number::credentials_given(n, |_, profile| profile_secrets.get(profile).cloned())
+        })
+        .filter(|reference| reference.name == name)
+        .count();
+    Ok(profile_users + number_users)
 }
 
 /// Waits (briefly) for the first listing of every profile and number cache.

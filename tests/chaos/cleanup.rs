@@ -172,3 +172,89 @@ async fn number_unrented_behind_the_operator_releases_its_finalizer() {
     );
     rig.sandbox.shutdown().await;
 }
+
+/// Two installs split one namespace with `--label-selector`. The install whose selection uses
+/// no Secret must leave the shared finalizer alone, and the Secret is released once the other
+/// install's resources are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_installs_leave_a_shared_secret_alone() {
+    const QUIET_WINDOW: Duration = Duration::from_secs(3);
+    let n = number(41);
+    let rig = Rig::new("chaos-split-installs", vec![seed(&n, "local")], |_| {}).await;
+    rig.create_secret().await;
+    let mut profile = profile_manifest("acme", "21-0000041");
+    profile["metadata"]["labels"] = json!({"team": "a"});
+    profile["spec"]["credentialsSecretRef"] = json!({"name": SECRET});
+    rig.apply(profile).await;
+    let mut line = number_manifest("line", &n, "acme");
+    line["metadata"]["labels"] = json!({"team": "a"});
+    rig.apply(line).await;
+    let team_a = rig.operator("team-a", &["--label-selector", "team=a"]);
+    rig.number_reason("line", "Pending").await;
+
+    let secrets = Api::<Secret>::namespaced(rig.client.clone(), &rig.namespace);
+    let guarded = |secret: &Secret| {
+        secret
+            .metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|f| f == SECRET_FINALIZER))
+    };
+    support::eventually("the credentials-in-use finalizer", WAIT, || async {
+        guarded(&secrets.get(SECRET).await.ok()?).then_some(())
+    })
+    .await;
+    let mut team_b = rig.operator("team-b", &["--label-selector", "team=b"]);
+    let readyz = format!("http://{}/readyz", team_b.address().await);
+    support::eventually("team b's operator to be ready", WAIT, || async {
+        let response = reqwest::get(&readyz).await.ok()?;
+        response.status().is_success().then_some(())
+    })
+    .await;
+
+    // Nothing may change in this window: a fixed watch, not a wait for an outcome.
+    let before = secrets.get(SECRET).await.expect("the Secret");
+    let watched = std::time::Instant::now();
+    let mut versions = std::collections::BTreeSet::new();
+    while watched.elapsed() < QUIET_WINDOW {
+        let secret = secrets.get(SECRET).await.expect("the Secret");
+        assert!(
+            guarded(&secret),
+            "the finalizer was removed while team a uses the Secret"
+        );
+        versions.insert(secret.metadata.resource_version.clone().unwrap_or_default());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = secrets.get(SECRET).await.expect("the Secret");
+
+    rig.numbers()
+        .delete("line", &DeleteParams::default())
+        .await
+        .expect("delete the number");
+    rig.profiles()
+        .delete("acme", &DeleteParams::default())
+        .await
+        .expect("delete the profile");
+    support::eventually(
+        "the finalizer released once nothing uses the Secret",
+        WAIT,
+        || async { (!guarded(&secrets.get(SECRET).await.ok()?)).then_some(()) },
+    )
+    .await;
+    let lines_a = team_a.finish(&[AUTH_TOKEN]);
+    let lines_b = team_b.finish(&[AUTH_TOKEN]);
+
+    assert_eq!(
+        before.metadata.resource_version,
+        after.metadata.resource_version,
+        "the Secret was rewritten {} times in {QUIET_WINDOW:?}",
+        versions.len() - 1
+    );
+    println!(
+        "chaos: split-installs: secret-versions-in-window={} released-after-delete=yes log-lines={}+{}",
+        versions.len(),
+        lines_a,
+        lines_b
+    );
+    rig.sandbox.shutdown().await;
+}

@@ -149,11 +149,23 @@ pub(crate) fn credentials_of(
     number: &CallerReputationNumber,
     ctx: &Context,
 ) -> Option<CredentialsSecretRef> {
+    credentials_given(number, |namespace, name| {
+        ctx.profile(namespace, name)
+            .map(|profile| profile.spec.credentials_secret_ref.clone())
+    })
+}
+
+/// [`credentials_of`], with the referenced profile's Secret reference from `profile_secret`,
+/// which returns `None` when the profile (namespace, name) does not exist.
+pub(crate) fn credentials_given(
+    number: &CallerReputationNumber,
+    profile_secret: impl FnOnce(&str, &str) -> Option<Option<CredentialsSecretRef>>,
+) -> Option<CredentialsSecretRef> {
     let namespace = number.namespace().unwrap_or_default();
     if let Some(ProfileSource::Reference(name)) = number.spec.profile_source()
-        && let Some(profile) = ctx.profile(&namespace, name)
+        && let Some(reference) = profile_secret(&namespace, name)
     {
-        return profile.spec.credentials_secret_ref.clone();
+        return reference;
     }
     if let Some(reference) = &number.spec.credentials_secret_ref {
         return Some(reference.clone());

@@ -5,7 +5,7 @@
 mod cleanup;
 mod desired;
 
-pub(crate) use cleanup::credentials_of;
+pub(crate) use cleanup::{credentials_given, credentials_of};
 
 use std::{sync::Arc, time::Duration};
 
