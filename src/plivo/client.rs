@@ -9,6 +9,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -24,6 +25,9 @@ use crate::fence::Fence;
 
 /// Largest success body the client reads; Plivo pages hold at most 20 objects.
 const MAX_SUCCESS_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Text that replaces credentials found in an error body.
+const REDACTED: &str = "[redacted]";
 
 /// Largest error body the client reads before it extracts and truncates the message.
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
@@ -310,6 +314,20 @@ impl Account {
         &self.credentials.auth_id
     }
 
+    /// Returns `body` with the Auth Token and the Basic-auth value built from it replaced, so
+    /// that an error text echoing the request cannot carry them into conditions, Events or logs.
+    fn redacted(&self, body: &[u8]) -> Vec<u8> {
+        let token = self.credentials.auth_token.expose_secret();
+        if token.is_empty() {
+            return body.to_vec();
+        }
+        let basic = BASE64.encode(format!("{}:{token}", self.credentials.auth_id));
+        String::from_utf8_lossy(body)
+            .replace(&basic, REDACTED)
+            .replace(token, REDACTED)
+            .into_bytes()
+    }
+
     /// Sends `call`, repeating it on 429, 5xx and transport errors where [`retry::may_retry`] allows.
     pub(crate) async fn execute(&self, call: Call<'_>) -> Result<Reply, Error> {
         let url = self.url(&call)?;
@@ -341,6 +359,7 @@ impl Account {
                         self.limiter.pause_for(after);
                     }
                     let allowed = retry::may_retry(call.idempotency, Outcome::Status(status));
+                    let body = self.redacted(&body);
                     let error =
                         Error::from_response(call.operation.clone(), status, retry_after, &body);
                     (error, retry_after, allowed)

@@ -1041,3 +1041,24 @@ async fn closed_connection_is_retried_only_for_reads() {
     assert_eq!(reads, 3);
     assert_eq!(creates, 1);
 }
+
+#[tokio::test]
+async fn echoed_credentials_are_redacted_from_errors() {
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{AUTH_ID}:{TOKEN}"));
+    let body = format!(r#"{{"error":"bad auth {TOKEN} in header Basic {basic}"}}"#);
+    let server = Server::always(reply(400, body)).await;
+
+    let error = server
+        .account()
+        .create_profile(&create_request())
+        .await
+        .unwrap_err();
+
+    let text = error.to_string();
+    assert!(!text.contains(TOKEN), "{text}");
+    assert!(!text.contains(&basic), "{text}");
+    assert!(
+        text.ends_with("bad auth [redacted] in header Basic [redacted]"),
+        "{text}"
+    );
+}
