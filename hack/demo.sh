@@ -26,7 +26,8 @@ say() {
 }
 
 # Errors go to file descriptor 3, a copy of stderr, so that they show even
-# from a check whose output wait_for discards.
+# from a check whose output wait_for discards. Background processes get it
+# closed, or a pipe such as `make demo | tail` would wait for them to exit.
 exec 3>&2
 
 die() {
@@ -65,7 +66,7 @@ sandbox_answers() {
 start_background() {
 	local name=$1
 	shift
-	"$@" >"$demo_dir/$name.log" 2>&1 &
+	"$@" >"$demo_dir/$name.log" 2>&1 3>&- &
 	echo $! >"$demo_dir/$name.pid"
 }
 
@@ -97,7 +98,7 @@ start() {
 		kubeconfig=${KUBECONFIG:-$HOME/.kube/config}
 	else
 		say "Starting a local control plane (kube-apiserver and etcd)"
-		"$repo/hack/control-plane.sh" start "$demo_dir/control-plane" >/dev/null
+		"$repo/hack/control-plane.sh" start "$demo_dir/control-plane" >/dev/null 3>&-
 		kubeconfig=$demo_dir/control-plane/kubeconfig
 	fi
 	echo "$kubeconfig" >"$demo_dir/kubeconfig-path"

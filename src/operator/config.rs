@@ -378,17 +378,24 @@ fn non_empty(value: &Option<String>) -> Option<&str> {
 }
 
 fn parse_namespaces(list: &str) -> Result<WatchNamespaces, ConfigError> {
+    if list.trim().is_empty() {
+        return Ok(WatchNamespaces::All);
+    }
     let namespaces = list
         .split(',')
         .map(str::trim)
-        .filter(|name| !name.is_empty())
-        .map(|name| parse_namespace("namespaces", name))
+        .map(|name| {
+            if name.is_empty() {
+                Err(ConfigError::new(
+                    "namespaces",
+                    format!("{list:?} has an empty name; remove the extra comma, or pass an empty value to watch every namespace"),
+                ))
+            } else {
+                parse_namespace("namespaces", name)
+            }
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    if namespaces.is_empty() {
-        Ok(WatchNamespaces::All)
-    } else {
-        Ok(WatchNamespaces::List(namespaces))
-    }
+    Ok(WatchNamespaces::List(namespaces))
 }
 
 fn parse_namespace(flag: &'static str, name: &str) -> Result<String, ConfigError> {
@@ -703,6 +710,8 @@ mod tests {
     fn each_invalid_flag_is_named() {
         let cases: &[(&[&str], &str)] = &[
             (&["--namespaces", "Team_A"], "namespaces"),
+            (&["--namespaces", ",,"], "namespaces"),
+            (&["--namespaces", "team-a,,team-b"], "namespaces"),
             (&["--label-selector", "tier in (a"], "label-selector"),
             (
                 &["--plivo-base-url", "ftp://api.plivo.com"],
