@@ -252,6 +252,24 @@ fn invalid_cases() -> Vec<InvalidCase> {
             expected: "spec.number",
         },
         InvalidCase {
+            why: "a company name of spaces is blank",
+            kind: Kind::Profile,
+            break_rule: |o| o["spec"]["companyName"] = json!("   "),
+            expected: "companyName must contain a character other than spaces",
+        },
+        InvalidCase {
+            why: "a company name cannot carry a terminal escape sequence",
+            kind: Kind::Profile,
+            break_rule: |o| o["spec"]["companyName"] = json!("Acme\u{1b}[31m"),
+            expected: "companyName cannot contain control characters",
+        },
+        InvalidCase {
+            why: "a company name is one line",
+            kind: Kind::Profile,
+            break_rule: |o| o["spec"]["companyName"] = json!("Acme\nCorp"),
+            expected: "companyName cannot contain control characters",
+        },
+        InvalidCase {
             why: "no EIN starts with 00",
             kind: Kind::Profile,
             break_rule: |o| o["spec"]["ein"] = json!("000000000"),

@@ -130,6 +130,12 @@ pub struct BusinessProfileSpec {
     /// Reputation is active. Required unless `profileUUID` is set. At most 100 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 100))]
+    #[x_kube(
+        validation = Rule::new(r"self.matches('\\S')")
+            .message("companyName must contain a character other than spaces"),
+        validation = Rule::new(r"!self.matches('[\\x00-\\x1f\\x7f]')")
+            .message("companyName cannot contain control characters such as line breaks, tabs or terminal escape sequences"),
+    )]
     pub company_name: Option<String>,
 
     /// Name the business trades under, if it differs from `companyName`
