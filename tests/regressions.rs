@@ -309,3 +309,37 @@ async fn created_profile_is_not_swapped_for_another() {
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn immutable_field_change_names_plivo_value() {
+    let h = setup("immutable").await;
+    h.create_secret().await;
+    h.apply_profile(profile_manifest("acme", "12-3456704"))
+        .await;
+    let created = h.profile_reason("acme", "Created").await;
+    let uuid = created.status.unwrap().profile_uuid.unwrap();
+    let alias = h.sandbox.state().profiles[&uuid]
+        .fields
+        .get("profile_alias")
+        .and_then(|value| value.as_str().map(str::to_string))
+        .expect("the sandbox profile has an alias");
+
+    h.profiles()
+        .patch(
+            "acme",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"profileAlias": "renamed-alias"}})),
+        )
+        .await
+        .expect("the apiserver accepts a new alias");
+    let rejected = h.profile_reason("acme", "UpdateRejected").await;
+    let ready = find_condition(
+        &rejected.status.as_ref().unwrap().conditions,
+        ConditionType::Ready,
+    )
+    .unwrap();
+
+    let expected = format!("profileAlias (Plivo has {alias:?})");
+    assert!(ready.message.contains(&expected), "{}", ready.message);
+    h.stop().await;
+}

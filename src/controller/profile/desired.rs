@@ -72,8 +72,9 @@ pub fn create_request(profile: &BusinessProfile) -> Result<CreateProfile, &'stat
 pub struct Drift {
     /// Changes Plivo accepts on an existing profile.
     pub update: UpdateProfile,
-    /// Spec fields (camelCase) that differ but that Plivo does not let an existing profile change.
-    pub immutable: Vec<&'static str>,
+    /// Spec fields (camelCase) that differ but that Plivo does not let an existing profile
+    /// change, each with the value Plivo has (empty when it has none).
+    pub immutable: Vec<(&'static str, String)>,
 }
 
 /// Compares the fields the spec sets with Plivo's profile. Fields the spec
@@ -150,22 +151,34 @@ pub fn drift(profile: &BusinessProfile, plivo: &Profile) -> Drift {
     if let Some(value) = &spec.profile_alias
         && !same(value, plivo.profile_alias.as_deref())
     {
-        drift.immutable.push("profileAlias");
+        drift.immutable.push((
+            "profileAlias",
+            plivo.profile_alias.clone().unwrap_or_default(),
+        ));
     }
     if let Some(value) = &spec.customer_type
         && !same(&wire(value), plivo.customer_type.as_deref())
     {
-        drift.immutable.push("customerType");
+        drift.immutable.push((
+            "customerType",
+            plivo.customer_type.clone().unwrap_or_default(),
+        ));
     }
     if let Some(value) = &spec.stock_symbol
         && !same(value, plivo.stock_symbol.as_deref())
     {
-        drift.immutable.push("stockSymbol");
+        drift.immutable.push((
+            "stockSymbol",
+            plivo.stock_symbol.clone().unwrap_or_default(),
+        ));
     }
     if let Some(value) = &spec.stock_exchange
         && !same(&wire(value), plivo.stock_exchange.as_deref())
     {
-        drift.immutable.push("stockExchange");
+        drift.immutable.push((
+            "stockExchange",
+            plivo.stock_exchange.clone().unwrap_or_default(),
+        ));
     }
     drift
 }

@@ -163,9 +163,14 @@ async fn sync_fields(
 ) -> Result<Option<Outcome>, Error> {
     let drift = desired::drift(profile, plivo);
     if !drift.immutable.is_empty() {
+        let fields: Vec<String> = drift
+            .immutable
+            .iter()
+            .map(|(field, plivo_value)| format!("{field} (Plivo has {plivo_value:?})"))
+            .collect();
         let message = format!(
-            "Plivo does not let an existing profile change {}; restore the previous value, or create a new BusinessProfile for a new profile.",
-            drift.immutable.join(", ")
+            "Plivo does not let an existing profile change {}; set the value Plivo has, or create a new BusinessProfile for a new profile.",
+            fields.join(", ")
         );
         return Ok(Some(Outcome::blocked(Reason::UpdateRejected, message)));
     }

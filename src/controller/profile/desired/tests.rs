@@ -111,7 +111,13 @@ fn changed_customer_type_is_immutable() {
         ..full_spec()
     });
     let plivo = plivo_copy(&resource(full_spec()));
-    assert_eq!(drift(&profile, &plivo).immutable, vec!["customerType"]);
+    let immutable = drift(&profile, &plivo).immutable;
+    let fields: Vec<&str> = immutable.iter().map(|(field, _)| *field).collect();
+    assert_eq!(fields, vec!["customerType"]);
+    assert_eq!(
+        immutable[0].1,
+        plivo.customer_type.clone().unwrap_or_default()
+    );
 }
 
 #[test]
