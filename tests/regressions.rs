@@ -343,3 +343,53 @@ async fn immutable_field_change_names_plivo_value() {
     assert!(ready.message.contains(&expected), "{}", ready.message);
     h.stop().await;
 }
+
+#[tokio::test]
+async fn profile_deleted_at_plivo_is_created_again() {
+    let h = setup("plivo-deleted").await;
+    h.create_secret().await;
+    h.apply_profile(profile_manifest("acme", "12-3456705"))
+        .await;
+    h.apply_number(number_manifest("line", NUMBER_1, "acme"))
+        .await;
+    let created = h.profile_reason("acme", "Created").await;
+    let first = created.status.unwrap().profile_uuid.unwrap();
+    h.number_reason("line", "Pending").await;
+
+    h.admin(
+        reqwest::Method::DELETE,
+        &format!("/_sandbox/profiles/{first}"),
+        None,
+    )
+    .await;
+
+    let profiles = h.profiles();
+    let second = support::eventually("acme with a new Plivo profile", WAIT, || {
+        let profiles = profiles.clone();
+        let first = first.clone();
+        async move {
+            let profile = profiles.get_opt("acme").await.ok().flatten()?;
+            let uuid = profile.status?.profile_uuid?;
+            (uuid != first).then_some(uuid)
+        }
+    })
+    .await;
+    let numbers = h.numbers();
+    support::eventually("line enrolled with the new profile", WAIT, || {
+        let numbers = numbers.clone();
+        let second = second.clone();
+        async move {
+            let number = numbers.get_opt("line").await.ok().flatten()?;
+            let status = number.status?;
+            let ready = find_condition(&status.conditions, ConditionType::Ready)?;
+            (ready.reason == "Pending" && status.profile_uuid.as_deref() == Some(&second))
+                .then_some(())
+        }
+    })
+    .await;
+
+    let state = h.sandbox.state();
+    assert_eq!(state.profiles.len(), 1, "one Plivo profile for the EIN");
+    assert!(state.profiles.contains_key(&second));
+    h.stop().await;
+}

@@ -134,6 +134,16 @@ async fn apply(number: &CallerReputationNumber, ctx: &Context) -> Result<Action,
     let outcome = match enroll(number, &phone, &target, forced, ctx, &mut draft).await {
         Ok(outcome) => {
             ctx.gate.succeeded(&account);
+            if outcome.reason == Reason::InvalidProfile
+                && let Some(ProfileSource::Reference(profile)) = number.spec.profile_source()
+            {
+                super::profile::request_check(
+                    ctx,
+                    &number.namespace().unwrap_or_default(),
+                    profile,
+                )
+                .await;
+            }
             outcome
         }
         Err(error) => {

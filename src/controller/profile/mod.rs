@@ -6,7 +6,11 @@ mod desired;
 
 use std::{sync::Arc, time::Duration};
 
-use kube::{ResourceExt, runtime::controller::Action};
+use kube::{
+    ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::controller::Action,
+};
 
 use super::{
     Error,
@@ -29,6 +33,30 @@ const RECHECK_BLOCKED: Duration = Duration::from_secs(60);
 
 /// Kind label of this controller in metrics and backoff bookkeeping.
 pub const KIND: &str = "BusinessProfile";
+
+/// Makes BusinessProfile `namespace/name` check its Plivo profile at its next reconcile,
+/// which this status change triggers.
+///
+/// A number calls this when Plivo answers its enable with `invalid_profile_uuid`, the sign that
+/// the profile was deleted at Plivo; otherwise the BusinessProfile would go on reporting `Ready`
+/// until its next resync. Clearing `lastSyncTime` ends the reconcile's shortcut for a fresh
+/// profile. A failure is logged and left to that resync.
+pub async fn request_check(ctx: &Context, namespace: &str, name: &str) {
+    let api = ctx.api::<BusinessProfile>(namespace);
+    let clear = serde_json::json!({"status": {"lastSyncTime": null}});
+    let params = PatchParams {
+        field_manager: Some(super::patch::FIELD_MANAGER.to_string()),
+        ..PatchParams::default()
+    };
+    match api.patch_status(name, &params, &Patch::Merge(&clear)).await {
+        Ok(_) => {
+            tracing::info!(%namespace, %name, "Plivo rejected the profile UUID of BusinessProfile; checking the profile again")
+        }
+        Err(error) => {
+            tracing::warn!(%namespace, %name, error = %error, "Failed to request a check of BusinessProfile; it is checked at its next resync")
+        }
+    }
+}
 
 /// Reconciles one BusinessProfile.
 pub async fn reconcile(profile: Arc<BusinessProfile>, ctx: Arc<Context>) -> Result<Action, Error> {
