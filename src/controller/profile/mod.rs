@@ -37,7 +37,7 @@ pub const KIND: &str = "BusinessProfile";
 /// Makes BusinessProfile `namespace/name` check its Plivo profile at its next reconcile,
 /// which this status change triggers.
 ///
-/// A number calls this when Plivo answers its enable with `invalid_profile_uuid`, the sign that
+/// A number calls this when Plivo rejects its enable with `invalid_profile_uuid`, the sign that
 /// the profile was deleted at Plivo; otherwise the BusinessProfile would go on reporting `Ready`
 /// until its next resync. Clearing `lastSyncTime` ends the reconcile's shortcut for a fresh
 /// profile. A failure is logged and left to that resync.
