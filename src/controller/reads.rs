@@ -4,7 +4,9 @@
 //!
 //! A listing is taken only when the account has enough managed numbers for it
 //! to pay off, and only again if the previous listing served at least as many
-//! reads as it cost requests. An entry is used once, so a number read from a
+//! reads as it cost requests. It is never taken when its pages alone would
+//! spend more than a third of the account's rate over the listing's lifetime:
+//! the listing would then be stale before it could serve enough reads. An entry is used once, so a number read from a
 //! listing is read by GET the next time, and writes never read stale data:
 //! every enable or disable is followed by a GET of that number.
 
@@ -20,9 +22,17 @@ use crate::plivo::{Account, Error, ListNumbers, MAX_PAGE_SIZE, Number};
 const LISTING_MAX_AGE: Duration = Duration::from_secs(15);
 
 /// Reads of Plivo numbers, shared by all reconciles.
-#[derive(Default)]
 pub struct NumberReads {
+    /// The most pages a listing may have.
+    max_pages: usize,
     accounts: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Listing>>>>>,
+}
+
+impl Default for NumberReads {
+    /// Reads at Plivo's documented rate, 300 requests per 5 seconds.
+    fn default() -> Self {
+        Self::new(300, Duration::from_secs(5))
+    }
 }
 
 struct Listing {
@@ -35,6 +45,16 @@ struct Listing {
 }
 
 impl NumberReads {
+    /// Creates the reads of accounts limited to `requests_per_window` requests per `window`.
+    pub fn new(requests_per_window: u32, window: Duration) -> Self {
+        let per_lifetime = f64::from(requests_per_window) * LISTING_MAX_AGE.as_secs_f64()
+            / window.as_secs_f64().max(f64::EPSILON);
+        Self {
+            max_pages: (per_lifetime / 3.0) as usize,
+            accounts: Mutex::default(),
+        }
+    }
+
     /// Reads one number. `managed` is how many numbers the operator manages in
     /// this account; it decides whether a listing can be cheaper than GETs.
     pub async fn read(
@@ -44,7 +64,7 @@ impl NumberReads {
         managed: usize,
     ) -> Result<Number, Error> {
         let page = MAX_PAGE_SIZE as usize;
-        if managed < 2 * page {
+        if managed < 2 * page || managed.div_ceil(page) > self.max_pages {
             return account.get_number(digits).await;
         }
         let slot = {
@@ -180,6 +200,18 @@ mod tests {
             1,
             "the second read is a GET"
         );
+        sandbox.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn account_too_large_to_list_in_time_is_read_one_by_one() {
+        let (sandbox, account, numbers) = sandbox_with(45).await;
+        // 9 requests per 15 s allow a listing of 3 pages; 45 numbers need 3.
+        let reads = NumberReads::new(3, Duration::from_secs(5));
+        reads.read(&account, &numbers[0], 61).await.unwrap();
+        assert_eq!(count(&sandbox, "/Number/"), 0, "61 numbers need 4 pages");
+        reads.read(&account, &numbers[1], 45).await.unwrap();
+        assert_eq!(count(&sandbox, "/Number/"), 3);
         sandbox.shutdown().await;
     }
 

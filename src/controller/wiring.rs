@@ -27,7 +27,7 @@ use kube::{
 
 use super::{
     CallbackHub, Context, ControllerMetrics, Error, Settings, WatchNamespaces, context::Caches,
-    credentials, number, profile, secrets,
+    credentials, index::NumberIndex, number, profile, secrets, throttle::throttle,
 };
 use crate::{
     api::{
@@ -39,6 +39,9 @@ use crate::{
 
 /// Name under which the operator publishes Events.
 const REPORTER: &str = "caller-reputation-operator";
+
+/// Shortest time between two reconciles of a profile caused by its numbers changing.
+const PROFILE_RECOUNT_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Runs both controllers until `shutdown` completes, then lets in-flight reconciles finish.
 pub async fn run(
@@ -72,6 +75,8 @@ pub async fn run(
         .predicate_filter(own_trigger, Default::default());
         profile_caches.push((reader, stream.boxed()));
         let (reader, writer) = reflector::store();
+        let (index, profile_changes) = NumberIndex::new();
+        let index = Arc::new(index);
         let stream = reflector::reflector(
             writer,
             watcher(
@@ -80,10 +85,18 @@ pub async fn run(
             )
             .modify(slim),
         )
+        .inspect({
+            let index = index.clone();
+            move |event| {
+                if let Ok(event) = event {
+                    index.observe(event);
+                }
+            }
+        })
         .backoff(watch_backoff())
         .applied_objects()
         .predicate_filter(own_trigger, Default::default());
-        number_caches.push((reader, stream.boxed()));
+        number_caches.push((reader, stream.boxed(), index, profile_changes));
     }
 
     let reporter = Reporter {
@@ -97,7 +110,11 @@ pub async fn run(
             .collect(),
         numbers: number_caches
             .iter()
-            .map(|(reader, _)| reader.clone())
+            .map(|(reader, ..)| reader.clone())
+            .collect(),
+        number_indexes: number_caches
+            .iter()
+            .map(|(_, _, index, _)| index.clone())
             .collect(),
         reporter,
     };
@@ -114,20 +131,16 @@ pub async fn run(
     let controller_config =
         kube::runtime::controller::Config::default().concurrency(settings.concurrency);
     let mut runs = Vec::new();
-    for ((scope, (profile_reader, profile_stream)), (number_reader, number_stream)) in
-        scopes.iter().zip(profile_caches).zip(number_caches)
+    for (
+        (scope, (profile_reader, profile_stream)),
+        (number_reader, number_stream, _, profile_changes),
+    ) in scopes.iter().zip(profile_caches).zip(number_caches)
     {
         let profiles = Controller::for_stream(profile_stream, profile_reader)
-            .with_config(
-                controller_config
-                    .clone()
-                    .debounce(Duration::from_millis(500)),
-            )
-            .watches(
-                api::<CallerReputationNumber>(&client, scope),
-                config.clone(),
-                profile_of_number,
-            )
+            .with_config(controller_config.clone())
+            // A profile counts its numbers, and waits for them to go before it is
+            // deleted; creating many numbers must not hold back its own reconcile.
+            .reconcile_on(throttle(profile_changes, PROFILE_RECOUNT_INTERVAL))
             .watches_stream(
                 watcher(
                     api::<PartialObjectMeta<Secret>>(&client, scope),
@@ -268,14 +281,6 @@ fn profile_trigger(profile: &BusinessProfile) -> Option<u64> {
         ready,
         profile.metadata.deletion_timestamp.is_some(),
     )))
-}
-
-fn profile_of_number(resource: CallerReputationNumber) -> Option<ObjectRef<BusinessProfile>> {
-    let namespace = resource.namespace()?;
-    match resource.spec.profile_source()? {
-        ProfileSource::Reference(name) => Some(ObjectRef::new(name).within(&namespace)),
-        ProfileSource::Uuid(_) => None,
-    }
 }
 
 fn numbers_using_profile(
