@@ -4,9 +4,10 @@
 //!
 //! A listing is taken only when the account has enough managed numbers for it
 //! to pay off, and only again if the previous listing served at least as many
-//! reads as it cost requests. It is never taken when its pages alone would
-//! spend more than a third of the account's rate over the listing's lifetime:
-//! the listing would then be stale before it could serve enough reads. An entry is used once, so a number read from a
+//! reads as it cost requests. A listing stops after its first page when the
+//! account's pages would spend more than a third of the account's rate over
+//! the listing's lifetime: the listing would be stale before it could serve
+//! as many reads as it cost. An entry is used once, so a number read from a
 //! listing is read by GET the next time, and writes never read stale data:
 //! every enable or disable is followed by a GET of that number.
 
@@ -23,7 +24,7 @@ const LISTING_MAX_AGE: Duration = Duration::from_secs(15);
 
 /// Reads of Plivo numbers, shared by all reconciles.
 pub struct NumberReads {
-    /// The most pages a listing may have.
+    /// Maximum pages of an account that is listed in full.
     max_pages: usize,
     accounts: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Listing>>>>>,
 }
@@ -41,6 +42,8 @@ struct Listing {
     pages: usize,
     /// Reads it served so far.
     served: usize,
+    /// Whether it stopped early because the account has too many pages.
+    cut_short: bool,
     numbers: HashMap<String, Number>,
 }
 
@@ -80,9 +83,12 @@ impl NumberReads {
             .as_ref()
             .is_some_and(|l| l.taken_at.elapsed() < LISTING_MAX_AGE);
         if !fresh {
-            let paid_off = listing.as_ref().is_none_or(|l| l.served >= l.pages);
+            let paid_off = listing
+                .as_ref()
+                .is_none_or(|l| l.served >= l.pages && !l.cut_short);
             if !paid_off {
-                // The last listing cost more than it saved; wait it out with GETs.
+                // The last listing cost more than it saved, or the account is too
+                // large to list in time; wait it out with GETs.
                 if listing
                     .as_ref()
                     .is_some_and(|l| l.taken_at.elapsed() < LISTING_MAX_AGE * 20)
@@ -91,7 +97,7 @@ impl NumberReads {
                     return account.get_number(digits).await;
                 }
             }
-            *listing = Some(take_listing(account).await?);
+            *listing = Some(take_listing(account, self.max_pages).await?);
         }
 
         let entry = listing.as_mut().and_then(|l| {
@@ -109,20 +115,37 @@ impl NumberReads {
     }
 }
 
-async fn take_listing(account: &Account) -> Result<Listing, Error> {
+/// Lists the account's numbers, or only the first page when the account has more than `max_pages`.
+async fn take_listing(account: &Account, max_pages: usize) -> Result<Listing, Error> {
     let taken_at = Instant::now();
-    let listed = account.list_all_numbers(&ListNumbers::default()).await?;
-    let pages = listed.len().div_ceil(MAX_PAGE_SIZE as usize).max(1);
-    let numbers = listed
-        .into_iter()
-        .map(|number| (number.number.clone(), number))
-        .collect();
-    Ok(Listing {
-        taken_at,
-        pages,
-        served: 0,
-        numbers,
-    })
+    let mut query = ListNumbers::default();
+    let mut numbers = HashMap::new();
+    let mut pages = 0;
+    loop {
+        let page = account.list_numbers(&query).await?;
+        pages += 1;
+        let more = page.has_more(query.offset) && !page.items.is_empty();
+        let account_pages = page
+            .meta
+            .total_count
+            .map_or(0, |total| total.div_ceil(u64::from(MAX_PAGE_SIZE)));
+        let cut_short = more && account_pages > max_pages as u64;
+        query.offset = query.offset.saturating_add(page.items.len() as u32);
+        numbers.extend(
+            page.items
+                .into_iter()
+                .map(|number| (number.number.clone(), number)),
+        );
+        if !more || cut_short {
+            return Ok(Listing {
+                taken_at,
+                pages,
+                served: 0,
+                cut_short,
+                numbers,
+            });
+        }
+    }
 }
 
 #[cfg(test)]
@@ -204,14 +227,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn account_too_large_to_list_in_time_is_read_one_by_one() {
+    async fn large_account_is_read_one_by_one() {
         let (sandbox, account, numbers) = sandbox_with(45).await;
-        // 9 requests per 15 s allow a listing of 3 pages; 45 numbers need 3.
-        let reads = NumberReads::new(3, Duration::from_secs(5));
+        // 6 requests per 15 s allow a listing of 2 pages; 45 numbers need 3.
+        let reads = NumberReads::new(2, Duration::from_secs(5));
         reads.read(&account, &numbers[0], 61).await.unwrap();
         assert_eq!(count(&sandbox, "/Number/"), 0, "61 numbers need 4 pages");
-        reads.read(&account, &numbers[1], 45).await.unwrap();
-        assert_eq!(count(&sandbox, "/Number/"), 3);
+
+        for number in &numbers[1..] {
+            reads.read(&account, number, 40).await.unwrap();
+        }
+        assert_eq!(
+            count(&sandbox, "/Number/"),
+            1,
+            "the listing stops after the page that reports 45 numbers"
+        );
+        assert_eq!(
+            count(&sandbox, "/Number/{number}/"),
+            1 + 25,
+            "the 25 numbers past the first page are read one by one"
+        );
         sandbox.shutdown().await;
     }
 
