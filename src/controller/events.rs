@@ -4,8 +4,8 @@
 //! reason, action and note about the same object becomes a count on the
 //! first one (its `series`), not a new object. kube-runtime's `Recorder` does
 //! the same, but it keeps every whole Event it published in the last minutes
-//! and scans them all on each publish; with two or three Events per number
-//! that cost memory and CPU in proportion to the numbers changing. Here only
+//! and scans them all on each publish. With two or three Events per number,
+//! that costs memory and CPU in proportion to the numbers changing. Here only
 //! the name, count and time of a recent Event are kept, keyed by a hash, and
 //! expired entries are swept once a minute.
 
@@ -47,7 +47,7 @@ struct Recent {
     swept_at: Timestamp,
 }
 
-/// What a series needs of an Event published earlier.
+/// The fields of an earlier Event that a series needs.
 struct Published {
     name: String,
     count: i32,
@@ -162,7 +162,7 @@ impl Recent {
     }
 }
 
-/// Hashes what makes two Events the same: the object, what happened and what the note says.
+/// Hashes what makes two Events the same: the object, type, reason, action and note.
 fn key_of(event: &Event, regarding: &ObjectReference) -> u64 {
     let mut hasher = DefaultHasher::new();
     (
