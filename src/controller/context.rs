@@ -9,10 +9,13 @@ use std::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
     Api, Client, Resource, ResourceExt,
-    runtime::{controller::Action, events::Recorder, reflector::Store},
+    runtime::{
+        controller::Action,
+        reflector::{ObjectRef, Store},
+    },
 };
 
-use super::{ControllerMetrics, Settings, credentials};
+use super::{ControllerMetrics, Settings, credentials, events::Recorder, index::NumberIndex};
 use crate::{
     api::{BusinessProfile, CallerReputationNumber, CredentialsSecretRef, PAUSED_ANNOTATION},
     plivo::{Account, PlivoClient},
@@ -22,6 +25,7 @@ use crate::{
 pub struct Caches {
     pub profiles: Vec<Store<BusinessProfile>>,
     pub numbers: Vec<Store<CallerReputationNumber>>,
+    pub number_indexes: Vec<Arc<NumberIndex>>,
     pub reporter: kube::runtime::events::Reporter,
 }
 
@@ -36,6 +40,8 @@ pub struct Context {
     pub profiles: Vec<Store<BusinessProfile>>,
     /// CallerReputationNumber caches, one per watched namespace scope.
     pub numbers: Vec<Store<CallerReputationNumber>>,
+    /// Phone numbers and profile references of the cached numbers, one index per scope.
+    pub number_indexes: Vec<Arc<NumberIndex>>,
     /// Callback routing; numbers a callback asked about skip the check schedule once.
     pub callbacks: Arc<super::CallbackHub>,
     /// Plivo number reads, batched into listings where that is cheaper.
@@ -59,6 +65,10 @@ impl Context {
     ) -> Self {
         let recorder = Recorder::new(client.clone(), caches.reporter);
         let gate = super::gate::AccountGate::new(settings.concurrency);
+        let reads = super::reads::NumberReads::new(
+            plivo.config().requests_per_window,
+            plivo.config().window,
+        );
         Self {
             client,
             plivo,
@@ -67,8 +77,9 @@ impl Context {
             recorder,
             profiles: caches.profiles,
             numbers: caches.numbers,
+            number_indexes: caches.number_indexes,
             callbacks,
-            reads: Default::default(),
+            reads,
             managed_counts: CountCache::default(),
             gate,
             failures: Mutex::default(),
@@ -83,6 +94,21 @@ impl Context {
     /// Returns every cached CallerReputationNumber.
     pub fn all_numbers(&self) -> Vec<Arc<CallerReputationNumber>> {
         self.numbers.iter().flat_map(Store::state).collect()
+    }
+
+    /// Returns the cached CallerReputationNumber `namespace/name`.
+    pub fn number(&self, namespace: &str, name: &str) -> Option<Arc<CallerReputationNumber>> {
+        let reference = ObjectRef::new(name).within(namespace);
+        self.numbers.iter().find_map(|store| store.get(&reference))
+    }
+
+    /// Returns every cached CallerReputationNumber whose `spec.number` is `digits`.
+    pub fn numbers_claiming(&self, digits: &str) -> Vec<Arc<CallerReputationNumber>> {
+        self.number_indexes
+            .iter()
+            .flat_map(|index| index.claimants(digits))
+            .filter_map(|(namespace, name)| self.number(&namespace, &name))
+            .collect()
     }
 
     /// Returns the cached BusinessProfile `namespace/name`.

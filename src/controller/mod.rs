@@ -9,14 +9,17 @@ mod context;
 mod credentials;
 mod draft;
 mod error;
+mod events;
 mod finalizer;
 mod gate;
+mod index;
 mod number;
 mod patch;
 mod profile;
 mod reads;
 mod report;
 mod secrets;
+mod throttle;
 mod wiring;
 
 use std::time::Duration;

@@ -5,9 +5,10 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{
     Resource, ResourceExt,
-    runtime::events::{Event, EventType, Recorder},
+    runtime::events::{Event, EventType},
 };
 
+use super::events::Recorder;
 use crate::api::conditions::{ConditionType, Reason, remove_condition, set_condition};
 
 /// Kubernetes caps an Event note at 1 KiB.

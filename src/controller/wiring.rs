@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 
 use super::{
     CallbackHub, Context, ControllerMetrics, Error, Settings, WatchNamespaces, context::Caches,
-    credentials, number, profile, secrets,
+    credentials, index::NumberIndex, number, profile, secrets, throttle::throttle,
 };
 use crate::{
     api::{
@@ -41,6 +41,11 @@ use crate::{
 
 /// Name under which the operator publishes Events.
 const REPORTER: &str = "caller-reputation-operator";
+
+/// Shortest time between two reconciles of a profile caused by its numbers
+/// changing. It bounds the profile's status writes while numbers are created in
+/// bulk (2 a second) and how long `status.numbers` lags behind the last change.
+const PROFILE_RECOUNT_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Runs both controllers until `shutdown` completes, then lets in-flight reconciles finish.
 pub async fn run(
@@ -74,6 +79,8 @@ pub async fn run(
         .predicate_filter(own_trigger, Default::default());
         profile_caches.push((reader, stream.boxed()));
         let (reader, writer) = reflector::store();
+        let (index, profile_changes) = NumberIndex::new();
+        let index = Arc::new(index);
         let stream = reflector::reflector(
             writer,
             watcher(
@@ -82,10 +89,18 @@ pub async fn run(
             )
             .modify(slim),
         )
+        .inspect({
+            let index = index.clone();
+            move |event| {
+                if let Ok(event) = event {
+                    index.observe(event);
+                }
+            }
+        })
         .backoff(watch_backoff())
         .applied_objects()
         .predicate_filter(own_trigger, Default::default());
-        number_caches.push((reader, stream.boxed()));
+        number_caches.push((reader, stream.boxed(), index, profile_changes));
     }
 
     let reporter = Reporter {
@@ -99,7 +114,11 @@ pub async fn run(
             .collect(),
         numbers: number_caches
             .iter()
-            .map(|(reader, _)| reader.clone())
+            .map(|(reader, ..)| reader.clone())
+            .collect(),
+        number_indexes: number_caches
+            .iter()
+            .map(|(_, _, index, _)| index.clone())
             .collect(),
         reporter,
     };
@@ -116,23 +135,17 @@ pub async fn run(
     let controller_config =
         kube::runtime::controller::Config::default().concurrency(settings.concurrency);
     let mut runs = Vec::new();
-    for ((scope, (profile_reader, profile_stream)), (number_reader, number_stream)) in
-        scopes.iter().zip(profile_caches).zip(number_caches)
+    for (
+        (scope, (profile_reader, profile_stream)),
+        (number_reader, number_stream, _, profile_changes),
+    ) in scopes.iter().zip(profile_caches).zip(number_caches)
     {
         let profiles = Controller::for_stream(profile_stream, profile_reader)
-            .with_config(
-                controller_config
-                    .clone()
-                    .debounce(Duration::from_millis(500)),
-            )
+            .with_config(controller_config.clone())
             .trigger_backoff(NoPause)
-            .watches_stream(
-                trigger(
-                    api::<CallerReputationNumber>(&client, scope),
-                    config.clone(),
-                ),
-                profile_of_number,
-            )
+            // A profile counts its numbers, and waits for them to go before it is
+            // deleted; creating many numbers must not hold back its own reconcile.
+            .reconcile_on(throttle(profile_changes, PROFILE_RECOUNT_INTERVAL))
             .watches_stream(
                 trigger(
                     api::<PartialObjectMeta<Secret>>(&client, scope),
@@ -314,14 +327,6 @@ fn profile_trigger(profile: &BusinessProfile) -> Option<u64> {
         ready,
         profile.metadata.deletion_timestamp.is_some(),
     )))
-}
-
-fn profile_of_number(resource: CallerReputationNumber) -> Option<ObjectRef<BusinessProfile>> {
-    let namespace = resource.namespace()?;
-    match resource.spec.profile_source()? {
-        ProfileSource::Reference(name) => Some(ObjectRef::new(name).within(&namespace)),
-        ProfileSource::Uuid(_) => None,
-    }
 }
 
 fn numbers_using_profile(

@@ -203,11 +203,10 @@ fn other_manager(
     phone: &crate::api::PhoneNumber,
     ctx: &Context,
 ) -> Option<String> {
-    ctx.all_numbers()
+    ctx.numbers_claiming(&phone.digits())
         .into_iter()
         .filter(|other| other.uid() != number.uid())
-        .filter(|other| other.metadata.deletion_timestamp.is_none())
-        .find(|other| other.spec.phone_number().ok().as_ref() == Some(phone))
+        .find(|other| other.metadata.deletion_timestamp.is_none())
         .map(|other| {
             format!(
                 "{}/{}",

@@ -551,10 +551,9 @@ fn conflicting_claim(
             n.metadata.name.clone(),
         )
     };
-    ctx.all_numbers()
+    ctx.numbers_claiming(&phone.digits())
         .into_iter()
         .filter(|other| other.uid() != number.uid())
-        .filter(|other| other.spec.phone_number().ok().as_ref() == Some(phone))
         .filter(|other| key(other) < key(number))
         .map(|other| {
             format!(
