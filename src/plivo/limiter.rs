@@ -70,15 +70,22 @@ impl WindowLimiter {
     /// returns its slot and the time waited (zero when a permit was free at once).
     pub(crate) async fn acquire(&self) -> (Slot, Duration) {
         let started = Instant::now();
+        let mut waited = false;
         loop {
-            self.wait_out_pause().await;
+            if self.pause_end().is_some() {
+                waited = true;
+                self.wait_out_pause().await;
+            }
             let permit = match Arc::clone(&self.permits).try_acquire_owned() {
                 Ok(permit) => permit,
-                Err(_) => Arc::clone(&self.permits)
-                    .acquire_owned()
-                    .await
-                    // No code path calls `close` on the semaphore, so acquiring cannot fail.
-                    .expect("limiter semaphore is never closed"),
+                Err(_) => {
+                    waited = true;
+                    Arc::clone(&self.permits)
+                        .acquire_owned()
+                        .await
+                        // No code path calls `close` on the semaphore, so acquiring cannot fail.
+                        .expect("limiter semaphore is never closed")
+                }
             };
             // A refusal that arrived while this request waited for a permit pauses it too. The
             // permit goes back at once because no request was sent with it.
@@ -90,7 +97,12 @@ impl WindowLimiter {
                 permit: Some(permit),
                 window: self.window,
             };
-            return (slot, started.elapsed());
+            let waited = if waited {
+                started.elapsed()
+            } else {
+                Duration::ZERO
+            };
+            return (slot, waited);
         }
     }
 
