@@ -795,7 +795,7 @@ async fn takeover_after_skewed_holder(
     ];
     let addresses = [candidates[0].http_address(), candidates[1].http_address()];
 
-    // Whatever its renewTime says, the Lease changes every second, so for
+    // Whatever time its renewTime records, the Lease changes every second, so for
     // three lease durations no candidate may take it.
     let window = Instant::now() + Duration::from_secs(3 * TEST_LEASE_SECONDS);
     while Instant::now() < window {
@@ -851,7 +851,7 @@ async fn holder_with_late_clock_keeps_the_lease() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn holder_with_early_clock_loses_the_lease_after_it_stops() {
+async fn holder_with_early_clock_is_replaced() {
     // By its renewTime the Lease stays valid for an hour after the last
     // renewal, but a candidate that saw it unchanged for one lease duration
     // takes it.

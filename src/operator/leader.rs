@@ -258,7 +258,7 @@ enum Participation {
     Rejoin(Rejoin),
 }
 
-/// How the Lease became free while this replica stood by.
+/// Reason the Lease became free while this replica stood by.
 enum Rejoin {
     /// Another holder released the Lease.
     Released,

@@ -17,9 +17,9 @@
 //!
 //! A holder whose clock runs ahead records a `renewTime` in the future, and
 //! the library sleeps until that time before it reads the Lease again. So
-//! [`LeaseObservations::unchanged_for_duration`] also tells the standby when
-//! another holder's version has expired by this replica's clock, and the
-//! standby clears that holder itself (see `stale_holder`).
+//! [`LeaseObservations::unchanged_for_duration`] also reports when another
+//! holder's version has expired by this replica's clock, and the standby
+//! clears that holder itself (see `stale_holder`).
 //!
 //! A PATCH that already carries a `resourceVersion` precondition passes
 //! unchanged, because its sender has chosen the version it replaces.
