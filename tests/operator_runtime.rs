@@ -722,23 +722,24 @@ async fn restart_under_same_identity_renews_at_once() {
 }
 
 /// Keeps Lease `name` held by `holder`, renewing it every second with a
-/// renewTime one hour behind the real time, like a holder whose clock runs
-/// an hour late.
-async fn hold_with_late_clock(leases: kube::Api<Lease>, name: &str, holder: &str) {
+/// renewTime `skew` away from the real time, like a holder whose clock is
+/// off by `skew` (negative: late, positive: early).
+async fn hold_with_skewed_clock(
+    leases: kube::Api<Lease>,
+    name: &str,
+    holder: &str,
+    skew: k8s_openapi::jiff::SignedDuration,
+) {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 
-    let late_now = || {
-        MicroTime(
-            k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_hours(1),
-        )
-    };
+    let skewed_now = || MicroTime(k8s_openapi::jiff::Timestamp::now() + skew);
     let lease: Lease = serde_json::from_value(serde_json::json!({
         "metadata": { "name": name },
         "spec": {
             "holderIdentity": holder,
             "leaseDurationSeconds": TEST_LEASE_SECONDS,
-            "acquireTime": late_now(),
-            "renewTime": late_now(),
+            "acquireTime": skewed_now(),
+            "renewTime": skewed_now(),
         },
     }))
     .expect("Lease literal is valid");
@@ -747,10 +748,10 @@ async fn hold_with_late_clock(leases: kube::Api<Lease>, name: &str, holder: &str
         .await
         .expect("Lease is created");
     loop {
-        // The renewal cadence of the late holder, well inside the lease duration.
+        // The renewal cadence of the skewed holder, well inside the lease duration.
         tokio::time::sleep(Duration::from_secs(1)).await;
         let renewal = serde_json::json!({
-            "spec": { "holderIdentity": holder, "renewTime": late_now() },
+            "spec": { "holderIdentity": holder, "renewTime": skewed_now() },
         });
         let _ = leases
             .patch(
@@ -762,21 +763,29 @@ async fn hold_with_late_clock(leases: kube::Api<Lease>, name: &str, holder: &str
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn holder_with_late_clock_keeps_the_lease() {
+/// Runs two candidates against a fake `holder` that renews every second with
+/// a renewTime `skew` away from the real time. Asserts that neither candidate
+/// leads while it renews (three lease durations), then stops the holder and
+/// returns how long until exactly one candidate leads, waiting at most
+/// `takeover_limit`.
+async fn takeover_after_skewed_holder(
+    namespace_prefix: &str,
+    holder: &'static str,
+    skew: k8s_openapi::jiff::SignedDuration,
+    takeover_limit: Duration,
+) -> Duration {
     let cluster = support::cluster().await;
-    let namespace = support::namespace("leader-late-clock").await;
+    let namespace = support::namespace(namespace_prefix).await;
     let leases = kube::Api::<Lease>::namespaced(namespace.client.clone(), &namespace.name);
-    let late_holder = tokio::spawn({
+    let skewed_holder = tokio::spawn({
         let leases = leases.clone();
-        async move { hold_with_late_clock(leases, LEASE_NAME, "late-holder").await }
+        async move { hold_with_skewed_clock(leases, LEASE_NAME, holder, skew).await }
     });
     support::eventually(
-        "the late holder's Lease",
+        "the skewed holder's Lease",
         Duration::from_secs(10),
         || async {
-            (lease_holder(&leases, LEASE_NAME).await.as_deref() == Some("late-holder"))
-                .then_some(())
+            (lease_holder(&leases, LEASE_NAME).await.as_deref() == Some(holder)).then_some(())
         },
     )
     .await;
@@ -786,8 +795,8 @@ async fn holder_with_late_clock_keeps_the_lease() {
     ];
     let addresses = [candidates[0].http_address(), candidates[1].http_address()];
 
-    // By its renewTime the Lease expired an hour ago, but it changes every
-    // second, so for three lease durations no candidate may take it.
+    // Whatever time its renewTime records, the Lease changes every second, so for
+    // three lease durations no candidate may take it.
     let window = Instant::now() + Duration::from_secs(3 * TEST_LEASE_SECONDS);
     while Instant::now() < window {
         for address in addresses {
@@ -799,26 +808,64 @@ async fn holder_with_late_clock_keeps_the_lease() {
         }
         assert_eq!(
             lease_holder(&leases, LEASE_NAME).await.as_deref(),
-            Some("late-holder")
+            Some(holder)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    late_holder.abort();
+    skewed_holder.abort();
     let stopped_at = Instant::now();
     support::eventually(
-        "a candidate to lead after the late holder stopped",
-        Duration::from_secs(2 * TEST_LEASE_SECONDS + 5),
+        "a candidate to lead after the skewed holder stopped",
+        takeover_limit,
         || async {
             let gauges = addresses.map(leader_gauge);
             (gauges.iter().filter(|gauge| **gauge == Some(1.0)).count() == 1).then_some(())
         },
     )
     .await;
+    let takeover = stopped_at.elapsed();
+    let new_holder = lease_holder(&leases, LEASE_NAME).await;
+    assert!(
+        matches!(new_holder.as_deref(), Some("operator-a" | "operator-b")),
+        "Lease holder after the takeover: {new_holder:?}"
+    );
+    takeover
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holder_with_late_clock_keeps_the_lease() {
+    // By its renewTime the Lease expired an hour ago.
+    let takeover = takeover_after_skewed_holder(
+        "leader-late-clock",
+        "late-holder",
+        k8s_openapi::jiff::SignedDuration::from_hours(-1),
+        Duration::from_secs(2 * TEST_LEASE_SECONDS + 5),
+    )
+    .await;
+
     let _ = writeln!(
         std::io::stderr(),
-        "takeover after the late holder stopped: {:?}",
-        stopped_at.elapsed()
+        "takeover after the late holder stopped: {takeover:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holder_with_early_clock_is_replaced() {
+    // By its renewTime the Lease stays valid for an hour after the last
+    // renewal, but a candidate that saw it unchanged for one lease duration
+    // takes it.
+    let takeover = takeover_after_skewed_holder(
+        "leader-early-clock",
+        "early-holder",
+        k8s_openapi::jiff::SignedDuration::from_hours(1),
+        Duration::from_secs(TEST_LEASE_SECONDS + 5),
+    )
+    .await;
+
+    let _ = writeln!(
+        std::io::stderr(),
+        "takeover after the early holder stopped: {takeover:?}"
     );
 }
 

@@ -12,6 +12,11 @@
 //! standby rejoins the election at once and takes the Lease within a round
 //! trip, which keeps rolling updates free of a leaderless gap.
 //!
+//! The library judges expiry by the holder's `renewTime`, which a holder
+//! with a clock ahead sets in the future. A standby therefore also clears a
+//! holder whose Lease it saw unchanged for one lease duration and a second
+//! (see [`stale_holder`](super::stale_holder)), then rejoins the same way.
+//!
 //! Rules this module enforces:
 //! - A standby runs no controllers.
 //! - When the Lease is lost, or its renewal fails, the controllers are
@@ -35,6 +40,7 @@ use kube::{
 use kube_lease_manager::{LeaseCreateMode, LeaseManager, LeaseManagerBuilder, LeaseManagerError};
 
 use super::inherited_lease::{Renewal, renew_inherited};
+use super::stale_holder::clear_stale_holder;
 use super::takeover::LeaseObservations;
 use super::{
     config::LeaderElectionSettings,
@@ -173,18 +179,13 @@ pub async fn run_elected(
         };
         controllers.readiness.set_role(Role::Standby);
         let leases = Api::<Lease>::namespaced(client.clone(), &namespace);
-        let released = released_by_other(
-            leases.clone(),
-            &settings.lease_name,
-            &settings.identity,
-            observations,
-        );
+        let rejoin = rejoin_needed(&leases, settings, observations);
         let own = OwnLease {
             leases: &leases,
             settings,
         };
 
-        match take_part(&manager, own, released, controllers, &mut shutdown).await {
+        match take_part(&manager, own, rejoin, controllers, &mut shutdown).await {
             Participation::Shutdown { leading } => {
                 if leading {
                     release(&manager).await;
@@ -195,8 +196,12 @@ pub async fn run_elected(
                 release(&manager).await;
                 return Err(LeaderError::ControllersExited);
             }
-            Participation::Released => {
+            Participation::Rejoin(Rejoin::Released) => {
                 tracing::info!(lease = %settings.lease_name, "Lease released by its holder; rejoining the election");
+                retry_delay = RETRY_MIN;
+            }
+            Participation::Rejoin(Rejoin::StaleHolderCleared { holder }) => {
+                tracing::warn!(lease = %settings.lease_name, holder = %holder, "Cleared a Lease holder that stopped renewing; rejoining the election");
                 retry_delay = RETRY_MIN;
             }
             Participation::LeaseError(error) => {
@@ -249,8 +254,35 @@ enum Participation {
     },
     ControllersExited,
     LeaseError(LeaseManagerError),
-    /// Another holder released the Lease while this replica stood by.
+    /// The Lease became free while this replica stood by.
+    Rejoin(Rejoin),
+}
+
+/// Reason the Lease became free while this replica stood by.
+enum Rejoin {
+    /// Another holder released the Lease.
     Released,
+    /// This replica cleared another holder that had stopped renewing.
+    StaleHolderCleared { holder: String },
+}
+
+/// Completes when a standby should rebuild its lease manager: when another
+/// holder releases the Lease, or once this replica has cleared a holder that
+/// left the Lease unchanged for its duration. Either way the library's
+/// current manager may sleep until the old `renewTime` expiry.
+async fn rejoin_needed(
+    leases: &Api<Lease>,
+    settings: &LeaderElectionSettings,
+    observations: &LeaseObservations,
+) -> Rejoin {
+    let name = &settings.lease_name;
+    let identity = &settings.identity;
+    tokio::select! {
+        () = released_by_other(leases.clone(), name, identity, observations) => Rejoin::Released,
+        holder = clear_stale_holder(leases, name, identity, observations) => {
+            Rejoin::StaleHolderCleared { holder }
+        }
+    }
 }
 
 /// The Lease this replica competes for, read and written through the
@@ -282,17 +314,17 @@ impl OwnLease<'_> {
     }
 }
 
-/// Follows the Lease with one manager until shutdown, an API error, or a
-/// release by another holder (`released` completes).
+/// Follows the Lease with one manager until shutdown, an API error, or
+/// until `rejoin` completes while this replica stands by.
 async fn take_part(
     manager: &LeaseManager,
     own: OwnLease<'_>,
-    released: impl Future<Output = ()>,
+    rejoin: impl Future<Output = Rejoin>,
     controllers: &Controllers,
     shutdown: &mut ShutdownSignal,
 ) -> Participation {
     let mut term: Option<Term> = None;
-    tokio::pin!(released);
+    tokio::pin!(rejoin);
 
     loop {
         tokio::select! {
@@ -310,7 +342,7 @@ async fn take_part(
             }
             // Only a standby rebuilds its manager: the holder's own view is
             // current, and the watch cannot complete while it is not polled.
-            _ = &mut released, if term.is_none() => return Participation::Released,
+            rejoin = &mut rejoin, if term.is_none() => return Participation::Rejoin(rejoin),
             changed = manager.changed() => match changed {
                 Ok(true) => {
                     tracing::info!("Acquired the Lease; starting the controllers");

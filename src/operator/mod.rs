@@ -23,6 +23,7 @@ pub mod logging;
 pub mod metrics;
 pub mod readiness;
 pub mod shutdown;
+pub mod stale_holder;
 pub mod takeover;
 pub mod term;
 

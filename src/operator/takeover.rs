@@ -15,11 +15,16 @@
 //! precondition, so a renewal that landed meanwhile turns it into a 409
 //! Conflict, which the library retries after reading the Lease again.
 //!
-//! NOTE: a holder whose clock runs ahead records a `renewTime` in the future.
-//! The library sleeps until that time before it reads the Lease again, so
-//! takeover after such a holder dies waits for the skew as well.
+//! A holder whose clock runs ahead records a `renewTime` in the future, and
+//! the library sleeps until that time before it reads the Lease again. So
+//! [`LeaseObservations::unchanged_for_duration`] also reports when another
+//! holder's version has expired by this replica's clock, and the standby
+//! clears that holder itself (see `stale_holder`).
+//!
+//! A PATCH that already carries a `resourceVersion` precondition passes
+//! unchanged, because its sender has chosen the version it replaces.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -28,7 +33,7 @@ use http::{Method, Request, Response, header::CONTENT_LENGTH};
 use http_body_util::BodyExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::client::{Body, DynBody};
-use tokio::time::Instant;
+use tokio::{sync::watch, time::Instant};
 use tower::{BoxError, Layer, Service, ServiceExt};
 
 use super::kube_fence::{boxed, lease_path};
@@ -148,48 +153,88 @@ where
 /// all clones share one record. Fed by the election client's responses and
 /// by the standby's watch of the Lease, so a new version counts from the
 /// moment it arrived.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct LeaseObservations {
-    latest: Arc<Mutex<Option<Observed>>>,
+    latest: Arc<watch::Sender<Option<Observed>>>,
+}
+
+impl Default for LeaseObservations {
+    fn default() -> Self {
+        Self {
+            latest: Arc::new(watch::Sender::new(None)),
+        }
+    }
+}
+
+/// Version of the Lease that another identity left unchanged for its lease
+/// duration, as returned by [`LeaseObservations::unchanged_for_duration`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaleVersion {
+    pub resource_version: String,
+    pub holder: String,
 }
 
 impl LeaseObservations {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Observed>> {
-        // The guarded value is plain data, valid even after a panic elsewhere.
-        self.latest
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// Records `lease` as a new version unless it is the one already seen.
     pub fn observe(&self, lease: &Lease) {
         let Some(resource_version) = lease.metadata.resource_version.clone() else {
             return;
         };
         let spec = lease.spec.clone().unwrap_or_default();
-        let mut latest = self.lock();
-        if latest
-            .as_ref()
-            .is_some_and(|seen| seen.resource_version == resource_version)
-        {
-            return;
-        }
-        *latest = Some(Observed {
-            resource_version,
-            holder: spec.holder_identity.filter(|holder| !holder.is_empty()),
-            duration: Duration::from_secs(
-                spec.lease_duration_seconds
-                    .unwrap_or(0)
-                    .max(0)
-                    .unsigned_abs()
-                    .into(),
-            ),
-            since: Instant::now(),
+        self.latest.send_if_modified(|latest| {
+            if latest
+                .as_ref()
+                .is_some_and(|seen| seen.resource_version == resource_version)
+            {
+                return false;
+            }
+            *latest = Some(Observed {
+                resource_version,
+                holder: spec.holder_identity.filter(|holder| !holder.is_empty()),
+                duration: Duration::from_secs(
+                    spec.lease_duration_seconds
+                        .unwrap_or(0)
+                        .max(0)
+                        .unsigned_abs()
+                        .into(),
+                ),
+                since: Instant::now(),
+            });
+            true
         });
     }
 
     fn latest(&self) -> Option<Observed> {
-        self.lock().clone()
+        self.latest.borrow().clone()
+    }
+
+    /// Waits until the latest version is held by an identity other than
+    /// `identity` and has stayed unchanged, on this replica's monotonic
+    /// clock, for its lease duration plus `margin`. A new version restarts
+    /// the wait; the Lease's `renewTime` plays no part.
+    pub async fn unchanged_for_duration(&self, identity: &str, margin: Duration) -> StaleVersion {
+        let mut updates = self.latest.subscribe();
+        loop {
+            let held_by_other = updates.borrow_and_update().clone().and_then(|seen| {
+                let holder = seen.holder.clone().filter(|holder| holder != identity)?;
+                Some((seen, holder))
+            });
+            let Some((seen, holder)) = held_by_other else {
+                // `self` keeps the sender alive, so this only returns on a new version.
+                let _ = updates.changed().await;
+                continue;
+            };
+            tokio::select! {
+                biased;
+                _ = updates.changed() => continue,
+                _ = tokio::time::sleep_until(seen.since + seen.duration + margin) => {
+                    return StaleVersion {
+                        resource_version: seen.resource_version,
+                        holder,
+                    };
+                }
+            }
+        }
     }
 }
 
@@ -205,6 +250,12 @@ impl<S> TakeoverGuard<S> {
         let sets_holder = patch
             .get("spec")
             .is_some_and(|spec| spec.get("holderIdentity").is_some());
+        let has_precondition = patch
+            .get("metadata")
+            .is_some_and(|metadata| metadata.get("resourceVersion").is_some());
+        if has_precondition {
+            return Ok(Request::from_parts(parts, Body::from(bytes.to_vec())));
+        }
         let Some(observed) = self.observations.latest().filter(|seen| {
             sets_holder && seen.holder.as_deref().is_some_and(|h| h != &*self.identity)
         }) else {
@@ -231,7 +282,10 @@ impl<S> TakeoverGuard<S> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{
+        Mutex,
+        atomic::{AtomicUsize, Ordering},
+    };
 
     use bytes::Bytes;
 
@@ -367,5 +421,91 @@ mod tests {
             .unwrap();
 
         assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn patch_with_its_own_precondition_is_not_delayed() {
+        let fixture = Fixture::new();
+        let mut guard = fixture.guard();
+        guard.call(request(Method::GET, "")).await.unwrap();
+        let started = Instant::now();
+
+        guard
+            .call(request(
+                Method::PATCH,
+                r#"{"metadata":{"resourceVersion":"6"},"spec":{"holderIdentity":null}}"#,
+            ))
+            .await
+            .unwrap();
+
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        assert_eq!(fixture.sent_patch(0)["metadata"]["resourceVersion"], "6");
+    }
+
+    fn lease(body: &str) -> Lease {
+        serde_json::from_str(body).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn version_is_stale_after_duration_and_margin() {
+        let observations = LeaseObservations::default();
+        observations.observe(&lease(HELD_BY_OTHER));
+        let seen_at = Instant::now();
+
+        let stale = observations
+            .unchanged_for_duration("replica-0", Duration::from_secs(1))
+            .await;
+
+        assert_eq!(seen_at.elapsed(), Duration::from_secs(4));
+        assert_eq!(stale.resource_version, "7");
+        assert_eq!(stale.holder, "replica-1");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn new_version_restarts_the_stale_wait() {
+        let observations = LeaseObservations::default();
+        observations.observe(&lease(HELD_BY_OTHER));
+        let renewal = tokio::spawn({
+            let observations = observations.clone();
+            async move {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                observations.observe(&lease(RENEWED_BY_OTHER));
+            }
+        });
+        let started = Instant::now();
+
+        let stale = observations
+            .unchanged_for_duration("replica-0", Duration::from_secs(1))
+            .await;
+
+        renewal.await.unwrap();
+        assert_eq!(started.elapsed(), Duration::from_secs(7));
+        assert_eq!(stale.resource_version, "8");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn own_or_free_lease_is_never_stale() {
+        let observations = LeaseObservations::default();
+        observations.observe(&lease(
+            r#"{"metadata":{"name":"cro","resourceVersion":"9"},"spec":{"holderIdentity":"replica-0","leaseDurationSeconds":3}}"#,
+        ));
+        let own = observations.unchanged_for_duration("replica-0", Duration::ZERO);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(60), own)
+                .await
+                .is_err(),
+            "a Lease this identity holds"
+        );
+
+        observations.observe(&lease(
+            r#"{"metadata":{"name":"cro","resourceVersion":"10"},"spec":{"leaseDurationSeconds":3}}"#,
+        ));
+        let free = observations.unchanged_for_duration("replica-0", Duration::ZERO);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(60), free)
+                .await
+                .is_err(),
+            "a Lease without holder"
+        );
     }
 }

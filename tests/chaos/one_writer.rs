@@ -1,7 +1,7 @@
 //! One writer: three replicas with leader election against one control plane and sandbox.
 //! Only the leader talks to Plivo; a frozen leader (SIGSTOP) is replaced within about one
-//! Lease duration, and when it thaws (SIGCONT) its fence is closed, so it sends nothing
-//! before it steps down.
+//! Lease duration, also when its last renewal carries a renewTime an hour ahead, and when it
+//! thaws (SIGCONT) its fence is closed, so it sends nothing before it steps down.
 //!
 //! Each replica names its identity in the Plivo User-Agent, so the sandbox's request log shows
 //! which replica sent each request.
@@ -16,6 +16,8 @@ use crate::{
 };
 
 const LEASE: &str = "3s";
+/// The operator's default `--leader-election-lease-name`.
+const LEASE_NAME: &str = "caller-reputation-operator";
 const REQUESTS: &str = "caller_reputation_plivo_requests_total";
 const LEADER: &str = "caller_reputation_leader";
 
@@ -91,11 +93,53 @@ fn only_leader_wrote(replicas: &[OperatorProcess], leader: usize, skip: Option<u
     }
 }
 
+/// Sets the renewTime of the operators' Lease in `rig` one hour ahead, as a
+/// holder whose clock runs an hour early writes it.
+async fn move_renew_time_an_hour_ahead(rig: &Rig) {
+    let leases = kube::Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(
+        rig.client.clone(),
+        &rig.namespace,
+    );
+    let early = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+        k8s_openapi::jiff::Timestamp::now() + k8s_openapi::jiff::SignedDuration::from_hours(1),
+    );
+    let patch = serde_json::json!({ "spec": { "renewTime": early } });
+    leases
+        .patch(
+            LEASE_NAME,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .expect("the Lease's renewTime is patched");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_leader_writes_and_a_frozen_leader_is_replaced() {
+    frozen_leader_is_replaced("chaos-one-writer", LastRenewal::OnTime).await;
+}
+
+/// The same run, but the frozen leader's last renewal carries a renewTime an
+/// hour ahead. `kube-lease-manager` alone would make the standbys wait that
+/// hour; they must still take over within about one Lease duration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_leader_with_early_clock_is_replaced() {
+    frozen_leader_is_replaced("chaos-one-writer-early", LastRenewal::HourAhead).await;
+}
+
+/// renewTime of the frozen leader's last renewal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LastRenewal {
+    /// As the leader wrote it.
+    OnTime,
+    /// Moved one hour ahead right after the freeze.
+    HourAhead,
+}
+
+async fn frozen_leader_is_replaced(namespace_prefix: &str, last_renewal: LastRenewal) {
     let numbers: Vec<String> = (41..=52).map(number).collect();
     let rig = Rig::new(
-        "chaos-one-writer",
+        namespace_prefix,
         numbers.iter().map(|n| seed(n, "local")).collect(),
         |_| {},
     )
@@ -158,6 +202,9 @@ async fn only_the_leader_writes_and_a_frozen_leader_is_replaced() {
     // Freeze the leader: it neither renews nor writes, and it does not know.
     replicas[first_leader].signal("STOP");
     let frozen_at = Instant::now();
+    if last_renewal == LastRenewal::HourAhead {
+        move_renew_time_an_hour_ahead(&rig).await;
+    }
     apply_numbers(4..8).await;
     let second_leader =
         support::eventually("another replica to lead", Duration::from_secs(15), || {
@@ -253,8 +300,8 @@ async fn only_the_leader_writes_and_a_frozen_leader_is_replaced() {
         "takeover took {takeover:?}"
     );
     println!(
-        "chaos: one-writer: replicas=3 leaders-at-a-time=1 standby-requests=0 \
-         takeover={takeover:.1?} step-down={step_down:.1?} thawed-exited={thawed_exited} \
+        "chaos: one-writer: last-renewal={last_renewal:?} replicas=3 leaders-at-a-time=1 \
+         standby-requests=0 takeover={takeover:.1?} step-down={step_down:.1?} thawed-exited={thawed_exited} \
          thawed-leader-gauge=0 thawed-readyz={thawed_readyz:?} \
          old-leader-requests={}->{} old-leader-writes={}->{} \
          old-leader-requests-after-sigcont={} fenced-log-lines={fenced_lines} \
