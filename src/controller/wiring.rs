@@ -76,7 +76,7 @@ pub async fn run(
         )
         .backoff(watch_backoff())
         .applied_objects()
-        .predicate_filter(own_trigger, Default::default());
+        .predicate_filter(profile_own_trigger, Default::default());
         profile_caches.push((reader, stream.boxed()));
         let (reader, writer) = reflector::store();
         let (index, profile_changes) = NumberIndex::new();
@@ -312,6 +312,16 @@ fn own_trigger<K: Resource>(object: &K) -> Option<u64> {
         object.finalizers(),
         meta.deletion_timestamp.as_ref().map(|t| t.0.as_second()),
     )))
+}
+
+/// [`own_trigger`] of a BusinessProfile, plus whether `status.lastSyncTime` is set: a number
+/// clears it to make the profile check its Plivo profile (`profile::request_check`).
+fn profile_own_trigger(profile: &BusinessProfile) -> Option<u64> {
+    let synced = profile
+        .status
+        .as_ref()
+        .is_some_and(|s| s.last_sync_time.is_some());
+    Some(hash_of((own_trigger(profile), synced)))
 }
 
 /// Hashes what a number depends on in its profile: spec, readiness, UUID and deletion.
