@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
@@ -21,7 +22,7 @@ use super::error::{Error, Operation, truncate};
 use super::limiter::WindowLimiter;
 use super::observer::{NoopObserver, RequestObserver};
 use super::retry::{self, Idempotency, Outcome};
-use crate::fence::Fence;
+use crate::fence::{Fence, NotLeader};
 
 /// Largest success body the client reads; Plivo pages hold at most 20 objects.
 const MAX_SUCCESS_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -434,7 +435,10 @@ impl Account {
 
         let started = Instant::now();
         let result = async {
-            let response = request.send().await?;
+            let response = match fenced(&self.fence, request.send()).await? {
+                Ok(response) => response,
+                Err(error) => return Ok(Err(error)),
+            };
             let status = response.status();
             let headers = response.headers().clone();
             let limit = if status.is_success() {
@@ -442,12 +446,15 @@ impl Account {
             } else {
                 MAX_ERROR_BODY_BYTES
             };
-            let body = read_body(response, limit).await?;
-            Ok::<_, reqwest::Error>(Attempt::Response {
+            let body = match read_body(response, limit).await {
+                Ok(body) => body,
+                Err(error) => return Ok(Err(error)),
+            };
+            Ok::<_, NotLeader>(Ok(Attempt::Response {
                 status,
                 headers,
                 body,
-            })
+            }))
         }
         .await;
         let elapsed = started.elapsed();
@@ -455,7 +462,7 @@ impl Account {
         drop(slot);
 
         let status = match &result {
-            Ok(Attempt::Response { status, .. }) => Some(status.as_u16()),
+            Ok(Ok(Attempt::Response { status, .. })) => Some(status.as_u16()),
             _ => None,
         };
         if let Some(status) = status {
@@ -467,7 +474,13 @@ impl Account {
             elapsed_ms = elapsed.as_millis() as u64,
             "Plivo request finished"
         );
-        Ok(result.unwrap_or_else(Attempt::Failed))
+        match result {
+            Ok(attempt) => Ok(attempt.unwrap_or_else(Attempt::Failed)),
+            Err(source) => Err(Error::NotLeader {
+                operation: call.operation.clone(),
+                source,
+            }),
+        }
     }
 
     fn url(&self, call: &Call<'_>) -> Result<Url, Error> {
@@ -489,6 +502,23 @@ impl Account {
         }
         Ok(url)
     }
+}
+
+/// Polls `send` only while `fence` is open, and drops it once the fence closes.
+///
+/// A process stopped after the fence check of [`Account::attempt`] could otherwise connect and
+/// write the request after it resumes. Checking before every poll leaves only the time between
+/// one check and the writes of that same poll: no write happens in a poll that starts after the
+/// Lease expired.
+pub(super) async fn fenced<F: Future>(fence: &Fence, send: F) -> Result<F::Output, NotLeader> {
+    let mut send = std::pin::pin!(send);
+    std::future::poll_fn(|cx| {
+        if let Err(closed) = fence.check() {
+            return Poll::Ready(Err(closed));
+        }
+        send.as_mut().poll(cx).map(Ok)
+    })
+    .await
 }
 
 /// Reads at most `limit` bytes of the body; the rest is dropped with the connection.

@@ -1062,3 +1062,19 @@ async fn echoed_credentials_are_redacted_from_errors() {
         "{text}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn send_resumed_after_the_deadline_stops() {
+    let fence = crate::fence::Fence::elected(Duration::from_secs(2));
+    fence.confirm(tokio::time::Instant::now());
+    // Stands for a request whose next step (connect, write) runs only after the process was
+    // stopped past the fence's deadline.
+    let send = async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        "written"
+    };
+
+    let result = super::client::fenced(&fence, send).await;
+
+    assert!(result.is_err(), "the send went on: {result:?}");
+}
