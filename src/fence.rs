@@ -16,9 +16,10 @@
 //! `tokio::time::Instant` follows `CLOCK_MONOTONIC`, which keeps running
 //! while a process is stopped, so a thawed leader finds its deadline passed.
 //!
-//! NOTE: the check and the send are two steps. A process stopped between them
-//! sends one request after it resumes; no client-side check can prevent that
-//! without support from the server.
+//! NOTE: a check and the write it guards are two steps. The Plivo client
+//! checks before every poll of a send, so only a process stopped between a
+//! check and the socket write of that same poll sends the request after it
+//! resumes; no client-side check can close that gap without server support.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
