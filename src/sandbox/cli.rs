@@ -129,6 +129,8 @@ Admin endpoints (JSON, no credentials):
   POST   /_sandbox/numbers/{number}/decision  {\"status\": \"ACTIVE\"|\"FAILED\"|\"NOT_ENROLLED\"|\"PENDING\"}
   POST   /_sandbox/numbers/{number}/disable   Caller Reputation off
   POST   /_sandbox/numbers/{number}/profile   {\"profile_uuid\": ...}: move to another profile
+  POST   /_sandbox/profiles                   {account, profile_uuid, fields}: a profile made
+                                               outside the operator, with a chosen UUID
   DELETE /_sandbox/profiles/{uuid}            delete a profile
   GET    /_sandbox/faults[/{account}]
   PUT    /_sandbox/faults/{account}           {error_ratio, error_status, error_endpoint,
