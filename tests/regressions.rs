@@ -393,3 +393,40 @@ async fn profile_deleted_at_plivo_is_created_again() {
     assert!(state.profiles.contains_key(&second));
     h.stop().await;
 }
+
+#[tokio::test]
+async fn moved_number_is_recounted_on_both_profiles() {
+    let h = setup("moved-number").await;
+    h.create_secret().await;
+    h.apply_profile(profile_manifest("acme", "12-3456706"))
+        .await;
+    h.apply_profile(profile_manifest("globex", "12-3456707"))
+        .await;
+    h.apply_number(number_manifest("line", NUMBER_1, "acme"))
+        .await;
+    h.number_reason("line", "Pending").await;
+
+    h.numbers()
+        .patch(
+            "line",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"profileRef": {"name": "globex"}}})),
+        )
+        .await
+        .expect("the apiserver accepts another profileRef");
+
+    let profiles = h.profiles();
+    support::eventually("acme counting 0 numbers and globex 1", WAIT, || {
+        let profiles = profiles.clone();
+        async move {
+            let count = |profile: Option<caller_reputation_operator::api::BusinessProfile>| {
+                profile.and_then(|p| p.status).and_then(|s| s.numbers)
+            };
+            let acme = count(profiles.get_opt("acme").await.ok().flatten());
+            let globex = count(profiles.get_opt("globex").await.ok().flatten());
+            (acme == Some(0) && globex == Some(1)).then_some(())
+        }
+    })
+    .await;
+    h.stop().await;
+}
