@@ -430,3 +430,34 @@ async fn moved_number_is_recounted_on_both_profiles() {
     .await;
     h.stop().await;
 }
+
+#[tokio::test]
+async fn conflict_loser_takes_over_when_owner_is_deleted() {
+    // Well below the 60 s after which a blocked number looks again on its own.
+    const TAKEOVER: std::time::Duration = std::time::Duration::from_secs(15);
+    let h = setup("conflict-takeover").await;
+    h.create_secret().await;
+    h.apply_profile(profile_manifest("acme", "12-3456708"))
+        .await;
+    h.apply_number(number_manifest("owner", NUMBER_1, "acme"))
+        .await;
+    h.number_reason("owner", "Pending").await;
+    h.apply_number(number_manifest("waiting", NUMBER_1, "acme"))
+        .await;
+    h.number_reason("waiting", "NumberConflict").await;
+
+    h.delete_number("owner").await;
+    h.gone(&h.numbers(), "owner").await;
+    let numbers = h.numbers();
+    support::eventually("the waiting number to manage the number", TAKEOVER, || {
+        let numbers = numbers.clone();
+        async move {
+            let number = numbers.get_opt("waiting").await.ok().flatten()?;
+            let status = number.status?;
+            let ready = find_condition(&status.conditions, ConditionType::Ready)?;
+            (ready.reason == "Pending").then_some(())
+        }
+    })
+    .await;
+    h.stop().await;
+}

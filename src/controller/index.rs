@@ -4,9 +4,13 @@
 //!
 //! [`NumberIndex`] follows the same watch events as the number cache and keeps
 //! a few fields per number, so a lookup costs time proportional to the size of
-//! its result and an event costs time proportional to what it changed. It also tells the
-//! profile controller when a profile gains or loses a number, which is the
-//! only change to a number that a profile's reconcile depends on.
+//! its result and an event costs time proportional to what it changed.
+//!
+//! The index also sends two kinds of reconcile requests. A profile that gains
+//! or loses a number is reconciled, because that is the only change to a
+//! number that a profile's reconcile depends on. When a phone number loses a
+//! claimant, its other claimants are reconciled, so that a resource waiting
+//! with `NumberConflict` takes over at once.
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
@@ -57,6 +61,15 @@ impl Entry {
 pub struct NumberIndex {
     inner: Mutex<Inner>,
     profile_changes: mpsc::UnboundedSender<ObjectRef<BusinessProfile>>,
+    released_claims: mpsc::UnboundedSender<ObjectRef<CallerReputationNumber>>,
+}
+
+/// The streams of reconcile requests a [`NumberIndex`] sends; each ends with the index.
+pub struct IndexChanges {
+    /// BusinessProfiles whose set of numbers changed.
+    pub profiles: mpsc::UnboundedReceiver<ObjectRef<BusinessProfile>>,
+    /// Numbers that claim a phone number another resource stopped claiming.
+    pub claimants: mpsc::UnboundedReceiver<ObjectRef<CallerReputationNumber>>,
 }
 
 #[derive(Default)]
@@ -70,14 +83,22 @@ struct Inner {
 }
 
 impl NumberIndex {
-    /// Creates an index and the stream of BusinessProfiles whose set of numbers changed.
-    pub fn new() -> (Self, mpsc::UnboundedReceiver<ObjectRef<BusinessProfile>>) {
-        let (profile_changes, receiver) = mpsc::unbounded();
+    /// Creates an index and the streams of reconcile requests it sends.
+    pub fn new() -> (Self, IndexChanges) {
+        let (profile_changes, profiles) = mpsc::unbounded();
+        let (released_claims, claimants) = mpsc::unbounded();
         let index = Self {
             inner: Mutex::default(),
             profile_changes,
+            released_claims,
         };
-        (index, receiver)
+        (
+            index,
+            IndexChanges {
+                profiles,
+                claimants,
+            },
+        )
     }
 
     /// Applies one event of the number watch.
@@ -109,9 +130,17 @@ impl NumberIndex {
                 }
             }
         }
+        let mut waiting = Vec::new();
+        for (old, new) in &changes {
+            waiting.extend(inner.claimants_after_release(old.as_ref(), new.as_ref()));
+        }
         drop(inner);
         for (old, new) in changes {
             self.notify_profiles(old.as_ref(), new.as_ref());
+        }
+        for (namespace, name) in waiting {
+            let number = ObjectRef::new(&name).within(&namespace);
+            let _ = self.released_claims.unbounded_send(number);
         }
     }
 
@@ -147,6 +176,25 @@ impl NumberIndex {
 }
 
 impl Inner {
+    /// Returns the remaining claimants of the phone number `old` claimed, when the change to
+    /// `new` gave that claim up.
+    fn claimants_after_release(
+        &self,
+        old: Option<&Entry>,
+        new: Option<&Entry>,
+    ) -> Vec<(String, String)> {
+        let Some(digits) = old.and_then(|entry| entry.digits.as_ref()) else {
+            return Vec::new();
+        };
+        if new.and_then(|entry| entry.digits.as_ref()) == Some(digits) {
+            return Vec::new();
+        }
+        self.claims
+            .get(digits)
+            .map(|claims| claims.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Replaces the entry of `uid`; returns the old and the new entry.
     fn set(&mut self, uid: String, entry: Option<Entry>) -> (Option<Entry>, Option<Entry>) {
         let old = match &entry {
@@ -199,10 +247,13 @@ mod tests {
         .unwrap()
     }
 
-    fn drain(receiver: &mut mpsc::UnboundedReceiver<ObjectRef<BusinessProfile>>) -> Vec<String> {
+    fn drain<K: kube::Resource>(receiver: &mut mpsc::UnboundedReceiver<ObjectRef<K>>) -> Vec<String>
+    where
+        K::DynamicType: Default,
+    {
         let mut names = Vec::new();
-        while let Ok(profile) = receiver.try_recv() {
-            names.push(profile.name);
+        while let Ok(object) = receiver.try_recv() {
+            names.push(object.name);
         }
         names
     }
@@ -238,8 +289,29 @@ mod tests {
     }
 
     #[test]
+    fn released_claim_wakes_the_other_claimants() {
+        let (index, changes) = NumberIndex::new();
+        let mut claimants = changes.claimants;
+        index.observe(&event(watcher::Event::Apply, A));
+        index.observe(&event(watcher::Event::Apply, B));
+        assert!(drain(&mut claimants).is_empty(), "a new claim wakes nobody");
+
+        index.observe(&event(watcher::Event::Delete, A));
+        assert_eq!(drain(&mut claimants), vec!["b"]);
+
+        index.observe(&event(watcher::Event::Apply, A));
+        index.observe(&event(watcher::Event::Apply, B_MOVED));
+        assert_eq!(
+            drain(&mut claimants),
+            vec!["a"],
+            "b now claims another number"
+        );
+    }
+
+    #[test]
     fn relist_drops_deleted_numbers() {
-        let (index, mut changes) = NumberIndex::new();
+        let (index, changes) = NumberIndex::new();
+        let mut changes = changes.profiles;
         index.observe(&event(watcher::Event::Apply, A));
         index.observe(&event(watcher::Event::Apply, B_MOVED));
         drain(&mut changes);
@@ -253,7 +325,8 @@ mod tests {
 
     #[test]
     fn only_membership_changes_reach_the_profile() {
-        let (index, mut changes) = NumberIndex::new();
+        let (index, changes) = NumberIndex::new();
+        let mut changes = changes.profiles;
         let mut a = number("a", "u1", "+14155550100", "acme");
         index.observe(&watcher::Event::Apply(a.clone()));
         assert_eq!(drain(&mut changes), vec!["acme"]);

@@ -79,7 +79,7 @@ pub async fn run(
         .predicate_filter(profile_own_trigger, Default::default());
         profile_caches.push((reader, stream.boxed()));
         let (reader, writer) = reflector::store();
-        let (index, profile_changes) = NumberIndex::new();
+        let (index, index_changes) = NumberIndex::new();
         let index = Arc::new(index);
         let stream = reflector::reflector(
             writer,
@@ -100,7 +100,7 @@ pub async fn run(
         .backoff(watch_backoff())
         .applied_objects()
         .predicate_filter(own_trigger, Default::default());
-        number_caches.push((reader, stream.boxed(), index, profile_changes));
+        number_caches.push((reader, stream.boxed(), index, index_changes));
     }
 
     let reporter = Reporter {
@@ -137,7 +137,7 @@ pub async fn run(
     let mut runs = Vec::new();
     for (
         (scope, (profile_reader, profile_stream)),
-        (number_reader, number_stream, _, profile_changes),
+        (number_reader, number_stream, _, index_changes),
     ) in scopes.iter().zip(profile_caches).zip(number_caches)
     {
         let profiles = Controller::for_stream(profile_stream, profile_reader)
@@ -145,7 +145,7 @@ pub async fn run(
             .trigger_backoff(NoPause)
             // A profile counts its numbers, and waits for them to go before it is
             // deleted; creating many numbers must not hold back its own reconcile.
-            .reconcile_on(throttle(profile_changes, PROFILE_RECOUNT_INTERVAL))
+            .reconcile_on(throttle(index_changes.profiles, PROFILE_RECOUNT_INTERVAL))
             .watches_stream(
                 trigger(
                     api::<PartialObjectMeta<Secret>>(&client, scope),
@@ -183,6 +183,8 @@ pub async fn run(
                 },
             )
             .reconcile_on(callbacks.subscribe())
+            // A number that lost a NumberConflict takes over once the owner's claim is gone.
+            .reconcile_on(index_changes.claimants)
             .graceful_shutdown_on(shutdown.clone())
             .run(number::reconcile, error_policy, ctx.clone())
             .for_each(log_stream_error);
