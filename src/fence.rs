@@ -19,7 +19,7 @@
 //! NOTE: a check and the write it guards are two steps. The Plivo client
 //! checks before every poll of a send, so only a process stopped between a
 //! check and the socket write of that same poll sends the request after it
-//! resumes; no client-side check can close that gap without server support.
+//! resumes. No client-side check can close that gap without server support.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -401,6 +401,22 @@ fn leader_gauge(address: SocketAddr) -> Option<f64> {
         .and_then(|value| value.trim().parse().ok())
 }
 
+/// Waits up to `within` until `identity` holds the Lease and its `/metrics` at `address`
+/// reports it as leader.
+async fn wait_until_leading(
+    leases: &kube::Api<Lease>,
+    address: SocketAddr,
+    identity: &str,
+    what: &str,
+    within: Duration,
+) {
+    support::eventually(what, within, || async {
+        let is_holder = lease_holder(leases, LEASE_NAME).await.as_deref() == Some(identity);
+        (is_holder && leader_gauge(address) == Some(1.0)).then_some(())
+    })
+    .await;
+}
+
 /// Starts one operator taking part in the election for `namespace`.
 fn start_candidate(kubeconfig: &Path, namespace: &str, identity: &str) -> Operator {
     start_candidate_with_lease(kubeconfig, namespace, identity, TEST_LEASE_SECONDS)
@@ -597,10 +613,13 @@ async fn leader_steps_down_when_lease_is_taken() {
     let leases = kube::Api::<Lease>::namespaced(namespace.client.clone(), &namespace.name);
     let operator = start_candidate(&cluster.kubeconfig, &namespace.name, "operator-a");
     let address = operator.http_address();
-    support::eventually("operator-a to lead", Duration::from_secs(30), || async {
-        let holds = lease_holder(&leases, LEASE_NAME).await.as_deref() == Some("operator-a");
-        (holds && leader_gauge(address) == Some(1.0)).then_some(())
-    })
+    wait_until_leading(
+        &leases,
+        address,
+        "operator-a",
+        "operator-a to lead",
+        Duration::from_secs(30),
+    )
     .await;
 
     // Another holder appears, as after a network partition in which the
@@ -633,13 +652,12 @@ async fn leader_steps_down_when_lease_is_taken() {
     assert_eq!(ready, 200, "a standby stays ready");
 
     // The other holder never renews, so operator-a takes the Lease back.
-    support::eventually(
+    wait_until_leading(
+        &leases,
+        address,
+        "operator-a",
         "operator-a to lead again",
         Duration::from_secs(4 * TEST_LEASE_SECONDS),
-        || async {
-            let holds = lease_holder(&leases, LEASE_NAME).await.as_deref() == Some("operator-a");
-            (holds && leader_gauge(address) == Some(1.0)).then_some(())
-        },
     )
     .await;
 }
@@ -679,10 +697,13 @@ async fn restart_under_same_identity_renews_at_once() {
         LEASE_SECONDS,
     );
     let address = first.http_address();
-    support::eventually("operator-a to lead", Duration::from_secs(30), || async {
-        let is_holder = lease_holder(&leases, LEASE_NAME).await.as_deref() == Some("operator-a");
-        (is_holder && leader_gauge(address) == Some(1.0)).then_some(())
-    })
+    wait_until_leading(
+        &leases,
+        address,
+        "operator-a",
+        "operator-a to lead",
+        Duration::from_secs(30),
+    )
     .await;
 
     first.child.kill().expect("SIGKILL is sent");
@@ -926,10 +947,13 @@ async fn leader_steps_down_when_renewal_is_denied() {
     let leases = kube::Api::<Lease>::namespaced(namespace.client.clone(), &namespace.name);
     let operator = start_candidate(&cluster.kubeconfig, &namespace.name, "operator-a");
     let address = operator.http_address();
-    support::eventually("operator-a to lead", Duration::from_secs(30), || async {
-        let is_holder = lease_holder(&leases, LEASE_NAME).await.as_deref() == Some("operator-a");
-        (is_holder && leader_gauge(address) == Some(1.0)).then_some(())
-    })
+    wait_until_leading(
+        &leases,
+        address,
+        "operator-a",
+        "operator-a to lead",
+        Duration::from_secs(30),
+    )
     .await;
 
     let policy = deny_lease_updates(&namespace.client, &namespace.name).await;

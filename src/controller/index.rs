@@ -1,6 +1,6 @@
-//! What the controllers look up about CallerReputationNumbers without a pass
-//! over the cache: which resources claim a phone number, and which
-//! BusinessProfile a number counts towards.
+//! Lookups over CallerReputationNumbers that need no pass over the cache:
+//! the resources that claim a phone number, and the BusinessProfile a number
+//! counts towards.
 //!
 //! [`NumberIndex`] follows the same watch events as the number cache and keeps
 //! a few fields per number, so a lookup costs time proportional to the size of
@@ -119,13 +119,13 @@ impl NumberIndex {
             watcher::Event::Init => inner.relisted = Some(HashSet::new()),
             watcher::Event::InitDone => {
                 let seen = inner.relisted.take().unwrap_or_default();
-                let gone: Vec<String> = inner
+                let deleted: Vec<String> = inner
                     .by_uid
                     .keys()
                     .filter(|uid| !seen.contains(*uid))
                     .cloned()
                     .collect();
-                for uid in gone {
+                for uid in deleted {
                     changes.push(inner.set(uid, None));
                 }
             }

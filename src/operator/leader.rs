@@ -315,7 +315,7 @@ impl OwnLease<'_> {
 }
 
 /// Follows the Lease with one manager until shutdown, an API error, or
-/// until `rejoin` completes while this replica stands by.
+/// until `rejoin` completes while this replica is a standby.
 async fn take_part(
     manager: &LeaseManager,
     own: OwnLease<'_>,
@@ -379,7 +379,7 @@ async fn take_part(
 /// Completes when the Lease goes from held by another identity to unheld or
 /// deleted; never completes otherwise. Watch errors are retried with the
 /// watcher's default backoff, so an unreachable API server only delays it.
-/// Each version it sees goes into `observations`, so that a takeover waits
+/// Each version it receives goes into `observations`, so that a takeover waits
 /// one duration from when a renewal arrived, not from when the library read it.
 async fn released_by_other(
     leases: Api<Lease>,

@@ -1,6 +1,6 @@
 //! Bounded user-facing text: Plivo error bodies of 1 MiB, plain or hostile, still leave condition
 //! messages within the Kubernetes limit (32 KiB) and Event notes within 1 KiB, on one line, and
-//! both still say what failed.
+//! both still name what failed.
 
 use caller_reputation_operator::{
     api::conditions::{ConditionType, find_condition},

@@ -37,9 +37,9 @@ pub const KIND: &str = "BusinessProfile";
 /// Makes BusinessProfile `namespace/name` check its Plivo profile at its next reconcile,
 /// which this status change triggers.
 ///
-/// A number calls this when Plivo rejects its enable with `invalid_profile_uuid`, the sign that
-/// the profile was deleted at Plivo; otherwise the BusinessProfile would go on reporting `Ready`
-/// until its next resync. Clearing `lastSyncTime` ends the reconcile's shortcut for a fresh
+/// A number calls this when Plivo rejects its enable with `invalid_profile_uuid`, which is
+/// the sign that the profile was deleted at Plivo. Without it the BusinessProfile would go on
+/// reporting `Ready` until its next resync. Clearing `lastSyncTime` ends the reconcile's shortcut for a fresh
 /// profile. A failure is logged and left to that resync.
 pub async fn request_check(ctx: &Context, namespace: &str, name: &str) {
     let api = ctx.api::<BusinessProfile>(namespace);
